@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The C++ suite (GoogleTest) and the plain-C test, through CMake and ctest.
+set -euo pipefail
+dir="$BUILD_ROOT/release"
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$dir" -j"$(nproc)"
+nm -D --defined-only "$dir/lib/libblight_socket.so" | awk '{print $3}' | sort > "$dir/exports.txt"
+for f in blight_recv blight_recv_blocking blight_send_blocking blight_wait_for_send blight_wait_for_read; do
+  grep -qx "$f" "$dir/exports.txt" || { echo "missing export $f" >&2; exit 1; }
+done
+if grep -vq '^blight_' "$dir/exports.txt"; then
+  echo "the library exports symbols that are not blight_*:" >&2; grep -v '^blight_' "$dir/exports.txt" >&2; exit 1
+fi
+(cd "$dir" && ctest --output-on-failure -j2 -LE stress)

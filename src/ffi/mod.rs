@@ -1,0 +1,81 @@
+//! The C boundary, and only it.
+//!
+//! Every export goes through [`guard`]: it installs the logger, catches any panic (which
+//! must never unwind into C) and turns the result into the C convention: a non-negative
+//! value on success, a negative errno on failure.
+use std::ffi::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+pub mod socket;
+pub mod zerocopy;
+
+/// `unsigned char*`, as upstream's `BlightProtocol::blight_data_t`.
+#[allow(non_camel_case_types)]
+pub type blight_data_t = *mut std::ffi::c_uchar;
+
+/// Environment variable that makes the named export panic (comma-separated names, or `*`),
+/// so that tests can prove no panic crosses the C boundary.
+const TEST_PANIC_ENV: &str = "BLIGHT_SOCKET_TEST_PANIC";
+
+fn panic_requested(name: &str) -> bool {
+    static REQUESTED: once_cell::sync::Lazy<Option<String>> =
+        once_cell::sync::Lazy::new(|| std::env::var(TEST_PANIC_ENV).ok());
+    REQUESTED.as_deref().is_some_and(|list| list.split(',').any(|n| n == "*" || n == name))
+}
+
+/// An errno to return, already logged where it arose.
+pub(crate) type Errno = c_int;
+
+/// Runs the body of export `name`: `Ok(n)` returns `n`, `Err(errno)` returns `-errno`,
+/// a panic is logged and returns `-EIO`.
+pub(crate) fn guard(name: &'static str, body: impl FnOnce() -> Result<c_int, Errno>) -> c_int {
+    crate::logging::init();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        if panic_requested(name) {
+            panic!("{TEST_PANIC_ENV} asked {name} to panic");
+        }
+        body()
+    }));
+    match result {
+        Ok(Ok(n)) => n,
+        Ok(Err(errno)) => -errno.abs().max(1),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("?");
+            log::error!("{name}: internal panic caught at the C boundary: {what}");
+            -libc::EIO
+        }
+    }
+}
+
+/// Logs a caller error (a bad argument, an unknown id) and returns its errno.
+pub(crate) fn caller_error(name: &str, errno: c_int, what: std::fmt::Arguments) -> Errno {
+    log::warn!("{name}: {what} ({})", std::io::Error::from_raw_os_error(errno));
+    errno
+}
+
+/// Converts an I/O error to an errno, logging it at a level that fits: timeouts and
+/// would-block are ordinary, a closed peer is worth a debug line, the rest a warning.
+pub(crate) fn io_error(name: &str, fd: c_int, e: std::io::Error) -> Errno {
+    let errno = crate::io::errno(&e);
+    match errno {
+        libc::EAGAIN | libc::EINTR => log::trace!("{name}(fd {fd}): {e}"),
+        libc::EPIPE | libc::ECONNRESET | libc::EBADMSG => log::debug!("{name}(fd {fd}): {e}"),
+        _ => log::warn!("{name}(fd {fd}): {e}"),
+    }
+    errno
+}
+
+/// The size argument of a buffer call: `size > 0` and a non-null pointer.
+pub(crate) fn checked_len(name: &str, ptr: *const u8, size: isize) -> Result<usize, Errno> {
+    if size <= 0 {
+        return Err(caller_error(name, libc::EINVAL, format_args!("size {size} must be positive")));
+    }
+    if ptr.is_null() {
+        return Err(caller_error(name, libc::EINVAL, format_args!("null data pointer")));
+    }
+    Ok(size as usize)
+}

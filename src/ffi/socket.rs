@@ -1,0 +1,188 @@
+//! The five functions of upstream's socket layer, plus receive-into-caller-buffer and
+//! vectored-send variants.
+use super::{blight_data_t, caller_error, checked_len, guard, io_error};
+use crate::io::{self, Interest};
+use std::ffi::{c_int, c_uint};
+
+/// Attempts and per-attempt timeout (ms) of `blight_recv`, as upstream's defaults.
+const RECV_ATTEMPTS: c_uint = 5;
+const RECV_TIMEOUT_MS: c_uint = 50;
+
+/// Allocates `size` bytes with `malloc`, fills them with `fill`, and hands them out
+/// through `data` (set to NULL on failure).
+fn recv_allocated(
+    name: &'static str,
+    fd: c_int,
+    data: *mut blight_data_t,
+    size: libc::ssize_t,
+    fill: impl FnOnce(&mut [u8]) -> std::io::Result<()>,
+) -> c_int {
+    guard(name, || {
+        if data.is_null() {
+            return Err(caller_error(name, libc::EINVAL, format_args!("null data pointer")));
+        }
+        // SAFETY: checked non-null; the caller passes a pointer to its blight_data_t.
+        unsafe { *data = std::ptr::null_mut() };
+        if size <= 0 {
+            return Err(caller_error(name, libc::EINVAL, format_args!("size {size} must be positive")));
+        }
+        // SAFETY: plain allocation; checked for NULL below; freed by the caller with free().
+        let buf = unsafe { libc::malloc(size as usize) } as *mut u8;
+        if buf.is_null() {
+            return Err(caller_error(name, libc::ENOMEM, format_args!("cannot allocate {size} bytes")));
+        }
+        // SAFETY: `buf` is a fresh allocation of `size` bytes, ours until handed out.
+        let slice = unsafe { std::slice::from_raw_parts_mut(buf, size as usize) };
+        match fill(slice) {
+            Ok(()) => {
+                // SAFETY: checked non-null above.
+                unsafe { *data = buf };
+                Ok(0)
+            }
+            Err(e) => {
+                // SAFETY: allocated above with malloc and not handed out.
+                unsafe { libc::free(buf.cast()) };
+                Err(io_error(name, fd, e))
+            }
+        }
+    })
+}
+
+/// Receives exactly `size` bytes into memory allocated with `malloc()`, which the caller
+/// frees with `free()`. Waits up to 5 times 50 ms for the socket to become readable, then
+/// reads; a partial message is completed with a blocking read.
+///
+/// Returns 0 and sets `*data`, or a negative errno with `*data` set to NULL: `-EAGAIN`
+/// when nothing arrived in time, `-EBADMSG` when the peer closed mid-message,
+/// `-ECONNRESET` when the peer is gone and nothing is left to read, `-EINVAL` for a null
+/// `data` or `size <= 0`.
+#[no_mangle]
+pub extern "C" fn blight_recv(fd: c_int, data: *mut blight_data_t, size: libc::ssize_t) -> c_int {
+    recv_allocated("blight_recv", fd, data, size, |buf| {
+        io::recv_with_attempts(fd, buf, RECV_ATTEMPTS, RECV_TIMEOUT_MS)
+    })
+}
+
+/// Receives exactly `size` bytes into memory allocated with `malloc()` (free it with
+/// `free()`), waiting as long as it takes. A message that arrives in many pieces is
+/// reassembled in order.
+///
+/// Returns 0 and sets `*data`, or a negative errno with `*data` set to NULL: `-EBADMSG`
+/// when the peer closed before `size` bytes, `-EINVAL` for a null `data` or `size <= 0`.
+#[no_mangle]
+pub extern "C" fn blight_recv_blocking(fd: c_int, data: *mut blight_data_t, size: libc::ssize_t) -> c_int {
+    recv_allocated("blight_recv_blocking", fd, data, size, |buf| io::recv_exact(fd, buf))
+}
+
+/// Sends all `size` bytes or fails. Never raises `SIGPIPE` (a closed peer is `-EPIPE`);
+/// on a non-blocking socket waits in `poll()` while the socket is full; retries `EINTR`.
+/// `size == 0` sends nothing and returns 0.
+///
+/// Returns 0, or a negative errno: `-EPIPE`, `-ECONNRESET`, `-EBADF`, `-ENOTSOCK`,
+/// `-EINVAL` for `size < 0` or a null `data` with `size > 0`.
+#[no_mangle]
+pub extern "C" fn blight_send_blocking(fd: c_int, data: blight_data_t, size: libc::ssize_t) -> c_int {
+    const NAME: &str = "blight_send_blocking";
+    guard(NAME, || {
+        if size == 0 {
+            return Ok(0);
+        }
+        let len = checked_len(NAME, data, size)?;
+        // SAFETY: the caller passes `size` readable bytes at `data` (checked non-null).
+        let buf = unsafe { std::slice::from_raw_parts(data as *const u8, len) };
+        io::send_all(fd, buf).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+    })
+}
+
+/// Sends every byte of `count` buffers, in order, with as few system calls as the kernel
+/// allows (one `sendmsg()` for the whole vector when the socket has room); a partial write
+/// is resumed mid-vector. Same guarantees as `blight_send_blocking`. Entries with
+/// `iov_len == 0` are skipped.
+///
+/// Returns 0, or a negative errno: `-EINVAL` for a null `iov` with `count > 0`,
+/// `count < 0`, more than `IOV_MAX` entries, or an entry with a null base and a length.
+#[no_mangle]
+pub extern "C" fn blight_sendv_blocking(fd: c_int, iov: *const libc::iovec, count: c_int) -> c_int {
+    const NAME: &str = "blight_sendv_blocking";
+    guard(NAME, || {
+        if count == 0 {
+            return Ok(0);
+        }
+        if count < 0 || count > libc::UIO_MAXIOV || iov.is_null() {
+            return Err(caller_error(NAME, libc::EINVAL, format_args!("bad vector ({count} entries)")));
+        }
+        // SAFETY: the caller passes `count` iovecs at `iov` (checked non-null).
+        let iov = unsafe { std::slice::from_raw_parts(iov, count as usize) };
+        let mut bufs: Vec<&[u8]> = Vec::with_capacity(iov.len());
+        for (i, v) in iov.iter().enumerate() {
+            if v.iov_len == 0 {
+                continue;
+            }
+            if v.iov_base.is_null() || v.iov_len > isize::MAX as usize {
+                return Err(caller_error(NAME, libc::EINVAL, format_args!("bad entry {i}")));
+            }
+            // SAFETY: each entry describes `iov_len` readable bytes (checked non-null).
+            bufs.push(unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) });
+        }
+        io::sendv_all(fd, &bufs).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+    })
+}
+
+/// Waits until `fd` can be written without blocking. `timeout` is in milliseconds, -1
+/// waits forever.
+///
+/// Returns 0, or `-EAGAIN` on timeout, `-ECONNRESET` when the peer hung up, `-EINVAL`
+/// for a descriptor that is not open. Zero-copy notifications waiting in the socket's
+/// error queue (which raise `POLLERR`) are processed, not taken for readiness or error.
+#[no_mangle]
+pub extern "C" fn blight_wait_for_send(fd: c_int, timeout: c_int) -> c_int {
+    const NAME: &str = "blight_wait_for_send";
+    guard(NAME, || io::wait_for(fd, Interest::Write, timeout).map(|()| 0).map_err(|e| io_error(NAME, fd, e)))
+}
+
+/// Waits until `fd` has data to read. `timeout` is in milliseconds, -1 waits forever.
+///
+/// Returns 0 while there is data to read (also after the peer hung up), `-ECONNRESET`
+/// when the peer is gone and nothing is left, `-EAGAIN` on timeout, `-EINVAL` for a
+/// descriptor that is not open. Zero-copy notifications are not taken for readiness.
+#[no_mangle]
+pub extern "C" fn blight_wait_for_read(fd: c_int, timeout: c_int) -> c_int {
+    const NAME: &str = "blight_wait_for_read";
+    guard(NAME, || io::wait_for(fd, Interest::Read, timeout).map(|()| 0).map_err(|e| io_error(NAME, fd, e)))
+}
+
+/// Like `blight_recv`, into the caller's buffer of at least `size` bytes, with
+/// upstream's `attempts` waits of `timeout` ms each (`attempts == 0` counts as 1).
+/// The C++ wrappers use it to return memory from `new[]`.
+///
+/// Returns 0 when all `size` bytes arrived, or a negative errno as `blight_recv`.
+#[no_mangle]
+pub extern "C" fn blight_recv_into(
+    fd: c_int,
+    buf: *mut std::ffi::c_uchar,
+    size: libc::ssize_t,
+    attempts: c_uint,
+    timeout: c_uint,
+) -> c_int {
+    const NAME: &str = "blight_recv_into";
+    guard(NAME, || {
+        let len = checked_len(NAME, buf, size)?;
+        // SAFETY: the caller passes a writable buffer of `size` bytes (checked non-null).
+        let buf = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+        io::recv_with_attempts(fd, buf, attempts, timeout).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+    })
+}
+
+/// Like `blight_recv_blocking`, into the caller's buffer of at least `size` bytes.
+///
+/// Returns 0 when all `size` bytes arrived, or a negative errno as `blight_recv_blocking`.
+#[no_mangle]
+pub extern "C" fn blight_recv_blocking_into(fd: c_int, buf: *mut std::ffi::c_uchar, size: libc::ssize_t) -> c_int {
+    const NAME: &str = "blight_recv_blocking_into";
+    guard(NAME, || {
+        let len = checked_len(NAME, buf, size)?;
+        // SAFETY: the caller passes a writable buffer of `size` bytes (checked non-null).
+        let buf = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+        io::recv_exact(fd, buf).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+    })
+}

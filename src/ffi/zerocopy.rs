@@ -1,0 +1,231 @@
+//! The zero-copy API: `blight_send_zerocopy`, `blight_process_zerocopy_completions`,
+//! `blight_release_buffer`, and the introspection and tuning around them.
+use super::{blight_data_t, caller_error, checked_len, guard, io_error};
+use crate::zerocopy::{self, socket_state::{Path, Stats}};
+use std::ffi::{c_int, c_void};
+
+/// Names a buffer given to `blight_send_zerocopy`. 0 never names a buffer; ids are never
+/// reused.
+#[allow(non_camel_case_types)]
+pub type blight_buffer_id_t = u64;
+
+/// Frees a buffer once the library no longer needs it: called exactly once per buffer
+/// with the `data`, `size` and `user` given to `blight_send_zerocopy`, from whichever
+/// thread released the last reference (the caller's release, or completion processing),
+/// never under a lock of this library: it may call back into it.
+#[allow(non_camel_case_types)]
+pub type blight_free_fn = Option<unsafe extern "C" fn(data: blight_data_t, size: usize, user: *mut c_void)>;
+
+/// `blight_zerocopy_stats.path`: no zero-copy send was made on this socket yet.
+pub const BLIGHT_ZEROCOPY_PATH_NONE: u32 = 0;
+/// `blight_zerocopy_stats.path`: large chunks are sent with `MSG_ZEROCOPY` (TCP, UDP).
+pub const BLIGHT_ZEROCOPY_PATH_MSG_ZEROCOPY: u32 = 1;
+/// `blight_zerocopy_stats.path`: large chunks are moved with vmsplice/splice (AF_UNIX stream).
+pub const BLIGHT_ZEROCOPY_PATH_SPLICE: u32 = 2;
+/// `blight_zerocopy_stats.path`: everything is copied (zero-copy refused, or the kernel
+/// kept reporting that it copied anyway, as it always does on loopback).
+pub const BLIGHT_ZEROCOPY_PATH_COPY: u32 = 3;
+
+/// Which path the bytes given to `blight_send_zerocopy` took, on one socket or (for
+/// `fd == -1`) in the whole process. Bytes sent = `zerocopy_bytes + splice_bytes +
+/// copied_bytes`; `kernel_copied_bytes` is the part of `zerocopy_bytes` that the kernel
+/// reported it copied after all (`SO_EE_CODE_ZEROCOPY_COPIED`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct blight_zerocopy_stats {
+    /// Send calls made with `MSG_ZEROCOPY`, and the bytes they sent.
+    pub zerocopy_sends: u64,
+    pub zerocopy_bytes: u64,
+    /// Of those, the sends (and bytes) the kernel reported it copied.
+    pub kernel_copied_sends: u64,
+    pub kernel_copied_bytes: u64,
+    /// splice calls that moved the caller's pages into an AF_UNIX socket, and their bytes.
+    pub splice_sends: u64,
+    pub splice_bytes: u64,
+    /// Copying sends made by this library (chunks under the threshold, sockets without a
+    /// zero-copy path, ENOBUFS fallbacks), and their bytes.
+    pub copied_sends: u64,
+    pub copied_bytes: u64,
+    /// Times `MSG_ZEROCOPY` failed with ENOBUFS (option memory full) and was retried.
+    pub enobufs_retries: u64,
+    /// Zero-copy and splice sends the kernel has finished with.
+    pub completed_sends: u64,
+    /// Sends released without a completion because their socket was forgotten or closed.
+    pub abandoned_sends: u64,
+    /// Sends still in flight.
+    pub pending_sends: u64,
+    /// One of `BLIGHT_ZEROCOPY_PATH_*` (`NONE` for the process-wide totals).
+    pub path: u32,
+    pub reserved: u32,
+}
+
+impl blight_zerocopy_stats {
+    fn from_stats(s: &Stats, path: u32) -> Self {
+        blight_zerocopy_stats {
+            zerocopy_sends: s.zerocopy_sends,
+            zerocopy_bytes: s.zerocopy_bytes,
+            kernel_copied_sends: s.kernel_copied_sends,
+            kernel_copied_bytes: s.kernel_copied_bytes,
+            splice_sends: s.splice_sends,
+            splice_bytes: s.splice_bytes,
+            copied_sends: s.copied_sends,
+            copied_bytes: s.copied_bytes,
+            enobufs_retries: s.enobufs_retries,
+            completed_sends: s.completed_sends,
+            abandoned_sends: s.abandoned_sends,
+            pending_sends: s.pending_sends,
+            path,
+            reserved: 0,
+        }
+    }
+}
+
+/// Sends all `size` bytes of `data`, blocking like `blight_send_blocking`, without
+/// copying them where the kernel allows it: `MSG_ZEROCOPY` on TCP and UDP (IPv4, IPv6),
+/// vmsplice/splice on AF_UNIX stream sockets; chunks under the threshold
+/// (`blight_set_zerocopy_threshold`) and other sockets are copied.
+///
+/// On success and on a send error, `*id` names the buffer and the library owns `data`:
+/// it calls `free_fn(data, size, user)` exactly once, after the caller released `*id`
+/// with `blight_release_buffer` **and** the kernel finished every zero-copy send of it
+/// (see `blight_process_zerocopy_completions`). With `free_fn == NULL` the caller keeps
+/// the memory, and must neither change nor free it while `blight_buffer_in_flight(*id)`
+/// is above 0. Either way, release every id you are given.
+///
+/// Returns 0, or a negative errno: `-EINVAL` (null `data`, `size <= 0`, null `id`) and
+/// `-EBADF`/`-ENOTSOCK` leave `*id == 0` and the caller owning `data`; send errors such as
+/// `-EPIPE` set `*id`.
+#[no_mangle]
+pub extern "C" fn blight_send_zerocopy(
+    fd: c_int,
+    data: blight_data_t,
+    size: libc::ssize_t,
+    free_fn: blight_free_fn,
+    user: *mut c_void,
+    id: *mut blight_buffer_id_t,
+) -> c_int {
+    const NAME: &str = "blight_send_zerocopy";
+    guard(NAME, || {
+        if id.is_null() {
+            return Err(caller_error(NAME, libc::EINVAL, format_args!("null id pointer")));
+        }
+        // SAFETY: checked non-null; the caller passes a pointer to its id.
+        unsafe { *id = 0 };
+        let len = checked_len(NAME, data, size)?;
+        // SAFETY: the caller passes `size` readable bytes at `data` and keeps them alive
+        // and unchanged until they are freed through free_fn (or, without one, until no
+        // send of them is in flight).
+        let buf = unsafe { std::slice::from_raw_parts(data as *const u8, len) };
+        let (new_id, result) = zerocopy::send(fd, buf, free_fn, user);
+        // SAFETY: checked non-null above.
+        unsafe { *id = new_id };
+        result.map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+    })
+}
+
+/// Processes the zero-copy completions of socket `fd`: reads every notification waiting
+/// in its error queue (MSG_ZEROCOPY) or checks how much the peer consumed (splice),
+/// completes the sends they cover, and frees buffers that are released and complete.
+/// When sends are pending and none completed yet, waits up to `timeout` ms for one
+/// (0: do not wait, -1: forever). On AF_UNIX sockets this never reads socket data.
+///
+/// Returns the number of sends completed (>= 0), or a negative errno (`-EBADF`,
+/// `-ENOTSOCK`).
+#[no_mangle]
+pub extern "C" fn blight_process_zerocopy_completions(fd: c_int, timeout: c_int) -> c_int {
+    const NAME: &str = "blight_process_zerocopy_completions";
+    guard(NAME, || {
+        zerocopy::process_completions(fd, timeout)
+            .map(|n| n.min(c_int::MAX as usize) as c_int)
+            .map_err(|e| io_error(NAME, fd, e))
+    })
+}
+
+/// Gives up the caller's reference to buffer `id`. Its `free_fn` runs now if no
+/// zero-copy send of it is in flight, otherwise when the last one completes.
+///
+/// Returns 0, or `-ENOENT` for 0, an unknown id or an id already released.
+#[no_mangle]
+pub extern "C" fn blight_release_buffer(id: blight_buffer_id_t) -> c_int {
+    const NAME: &str = "blight_release_buffer";
+    guard(NAME, || {
+        zerocopy::release(id)
+            .map(|()| 0)
+            .map_err(|_| caller_error(NAME, libc::ENOENT, format_args!("buffer {id} is unknown or already released")))
+    })
+}
+
+/// The number of zero-copy sends of buffer `id` the kernel has not finished yet (>= 0);
+/// `-ENOENT` once the buffer is released and complete (or never existed).
+#[no_mangle]
+pub extern "C" fn blight_buffer_in_flight(id: blight_buffer_id_t) -> c_int {
+    guard("blight_buffer_in_flight", || {
+        zerocopy::in_flight(id).map(|n| n.min(c_int::MAX as u32) as c_int).ok_or(libc::ENOENT)
+    })
+}
+
+/// Forgets socket `fd` before it is closed: completes what the kernel reports within
+/// about 100 ms, then releases the buffers of the sends still pending (the kernel keeps
+/// its own page references, so this is memory-safe; `abandoned_sends` counts them). The
+/// socket's statistics move to the process-wide totals. Also accepts an `fd` that was
+/// already closed. A socket number reused by a new socket is detected (by inode) and
+/// forgotten automatically, but calling this first frees memory sooner.
+///
+/// Returns the number of sends abandoned (>= 0), or `-EBADF`/`-ENOTSOCK`.
+#[no_mangle]
+pub extern "C" fn blight_forget_socket(fd: c_int) -> c_int {
+    const NAME: &str = "blight_forget_socket";
+    guard(NAME, || {
+        zerocopy::forget(fd).map(|n| n.min(c_int::MAX as usize) as c_int).map_err(|e| io_error(NAME, fd, e))
+    })
+}
+
+/// Fills `*stats` with the statistics of socket `fd` (zeros for a socket never used with
+/// `blight_send_zerocopy`), or of the whole process, forgotten sockets included, with
+/// `fd == -1`.
+///
+/// Returns 0, or `-EINVAL` for a null `stats`, `-EBADF`/`-ENOTSOCK`.
+#[no_mangle]
+pub extern "C" fn blight_get_zerocopy_stats(fd: c_int, stats: *mut blight_zerocopy_stats) -> c_int {
+    const NAME: &str = "blight_get_zerocopy_stats";
+    guard(NAME, || {
+        if stats.is_null() {
+            return Err(caller_error(NAME, libc::EINVAL, format_args!("null stats pointer")));
+        }
+        let (s, path) = zerocopy::stats(fd).map_err(|e| io_error(NAME, fd, e))?;
+        let path = match path {
+            None => BLIGHT_ZEROCOPY_PATH_NONE,
+            Some(Path::MsgZerocopy) => BLIGHT_ZEROCOPY_PATH_MSG_ZEROCOPY,
+            Some(Path::Splice) => BLIGHT_ZEROCOPY_PATH_SPLICE,
+            Some(Path::Copy) => BLIGHT_ZEROCOPY_PATH_COPY,
+        };
+        // SAFETY: checked non-null; the caller passes a writable struct.
+        unsafe { *stats = blight_zerocopy_stats::from_stats(&s, path) };
+        Ok(0)
+    })
+}
+
+/// Sets the chunk size under which `blight_send_zerocopy` copies instead (default 10240
+/// bytes, the kernel documentation's guidance; the environment variable
+/// `BLIGHT_SOCKET_ZEROCOPY_THRESHOLD` sets it at start-up). Applies to sends that start
+/// afterwards.
+///
+/// Returns 0, or `-EINVAL` for 0.
+#[no_mangle]
+pub extern "C" fn blight_set_zerocopy_threshold(bytes: usize) -> c_int {
+    const NAME: &str = "blight_set_zerocopy_threshold";
+    guard(NAME, || {
+        if bytes == 0 {
+            return Err(caller_error(NAME, libc::EINVAL, format_args!("threshold must be at least 1 byte")));
+        }
+        zerocopy::set_threshold(bytes);
+        Ok(0)
+    })
+}
+
+/// The current threshold of `blight_set_zerocopy_threshold`, in bytes.
+#[no_mangle]
+pub extern "C" fn blight_zerocopy_threshold() -> usize {
+    let n = guard("blight_zerocopy_threshold", || Ok(zerocopy::threshold().min(c_int::MAX as usize) as c_int));
+    n.max(0) as usize
+}

@@ -1,0 +1,224 @@
+//! Blocking send and receive on a raw descriptor: the retry, `EINTR` and `poll` logic, once.
+//!
+//! Nothing here spins: a socket that is full (or empty) is waited for in `poll(2)`, so a
+//! slow peer costs no CPU. Every send uses `MSG_NOSIGNAL`: a closed peer is `EPIPE`, never
+//! `SIGPIPE`.
+use crate::sys;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+/// What [`wait_for`] waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    Write,
+}
+
+pub fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+pub fn error(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+/// Milliseconds left until `deadline`, for `poll` (`-1` without a deadline).
+fn remaining_ms(deadline: Option<Instant>) -> libc::c_int {
+    match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            // Round up so that a wait never ends before its deadline.
+            left.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    }
+}
+
+/// Waits until `fd` is readable or writable.
+///
+/// `timeout_ms < 0` waits forever; a timeout is `EAGAIN`; `EINTR` is retried with the
+/// time that is left. `POLLNVAL` is `EINVAL`. A hung-up peer is `ECONNRESET`, except that
+/// a reader is told "readable" while unread bytes remain.
+///
+/// `POLLERR` is raised both by real socket errors and by zero-copy notifications waiting
+/// in the error queue. Notifications are drained (completing their sends) and the wait
+/// goes on; a real error (`SO_ERROR`) is returned.
+pub fn wait_for(fd: RawFd, interest: Interest, timeout_ms: i32) -> io::Result<()> {
+    let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+    let wanted = match interest {
+        Interest::Read => libc::POLLIN,
+        Interest::Write => libc::POLLOUT,
+    };
+    loop {
+        let revents = match sys::poll(fd, wanted, remaining_ms(deadline)) {
+            Ok(r) => r,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        if revents == 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(error(libc::EAGAIN));
+            }
+            continue;
+        }
+        if revents & libc::POLLNVAL != 0 {
+            return Err(error(libc::EINVAL));
+        }
+        let hangup = revents & libc::POLLHUP != 0;
+        match interest {
+            Interest::Read if revents & libc::POLLIN != 0 => {
+                // With POLLHUP, POLLIN only means "a read will not block": it may read EOF.
+                if !hangup || unread_bytes(fd) > 0 {
+                    return Ok(());
+                }
+                return Err(error(libc::ECONNRESET));
+            }
+            Interest::Write if revents & libc::POLLOUT != 0 && !hangup => return Ok(()),
+            _ => {}
+        }
+        if hangup {
+            return Err(error(libc::ECONNRESET));
+        }
+        if revents & libc::POLLERR != 0 {
+            if crate::zerocopy::drain_error_queue(fd) {
+                continue;
+            }
+            match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
+                Ok(0) => {
+                    // An error queue we do not own (e.g. timestamps): do not spin on it.
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(code) => return Err(error(code)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Bytes waiting to be read (`SIOCINQ`), 0 if unknown.
+fn unread_bytes(fd: RawFd) -> i32 {
+    sys::ioctl_int(fd, sys::SIOCINQ).unwrap_or(0)
+}
+
+/// One `send` with the retries every send needs: `EINTR` is retried and `EAGAIN` waits in
+/// `poll(POLLOUT)`. Returns how many bytes the kernel took (at least one).
+pub fn send_some(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    retry_send(fd, || sys::send(fd, buf, flags | libc::MSG_NOSIGNAL))
+}
+
+/// Runs `attempt` until it sends something: `EINTR` retries, `EAGAIN` waits for `POLLOUT`.
+pub fn retry_send(fd: RawFd, mut attempt: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+    loop {
+        match attempt() {
+            Ok(n) => return Ok(n),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => {
+                    if let Err(wait_error) = wait_for(fd, Interest::Write, -1) {
+                        // A hung-up peer: let the send itself say what happened (EPIPE).
+                        return match attempt() {
+                            Ok(n) => Ok(n),
+                            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(wait_error),
+                            Err(e) => Err(e),
+                        };
+                    }
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+}
+
+/// Sends every byte of `buf` or fails.
+pub fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = send_some(fd, buf, 0)?;
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// Sends every byte of a gather list or fails, resuming a partial write mid-vector.
+///
+/// A single buffer goes through `send(2)`, which is cheaper than `sendmsg(2)`.
+pub fn sendv_all(fd: RawFd, bufs: &[&[u8]]) -> io::Result<()> {
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(bufs.len());
+    iov.extend(bufs.iter().filter(|b| !b.is_empty()).map(|b| libc::iovec {
+        iov_base: b.as_ptr() as *mut libc::c_void,
+        iov_len: b.len(),
+    }));
+    let mut first = 0;
+    while first < iov.len() {
+        if first + 1 == iov.len() {
+            // SAFETY: the iovec was made from a live slice in `bufs` and only advanced within it.
+            let last = unsafe { std::slice::from_raw_parts(iov[first].iov_base as *const u8, iov[first].iov_len) };
+            return send_all(fd, last);
+        }
+        let mut sent = retry_send(fd, || sys::sendmsg(fd, &iov[first..], libc::MSG_NOSIGNAL))?;
+        while sent > 0 {
+            let head = &mut iov[first];
+            if sent >= head.iov_len {
+                sent -= head.iov_len;
+                first += 1;
+            } else {
+                // SAFETY: advancing within the same slice, `sent < iov_len`.
+                head.iov_base = unsafe { (head.iov_base as *mut u8).add(sent) }.cast();
+                head.iov_len -= sent;
+                sent = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes, waiting as long as it takes.
+/// The peer closing before the end is `EBADMSG`.
+pub fn recv_exact(fd: RawFd, buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // MSG_WAITALL lets a blocking socket deliver the whole rest in one call.
+        match sys::recv(fd, &mut buf[filled..], libc::MSG_WAITALL) {
+            Ok(0) => return Err(error(libc::EBADMSG)),
+            Ok(n) => filled += n,
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => match wait_for(fd, Interest::Read, -1) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => return Err(error(libc::EBADMSG)),
+                    Err(e) => return Err(e),
+                },
+                _ => return Err(e),
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Upstream's `recv`: up to `attempts` waits of `timeout_ms` for the socket to become
+/// readable, then a non-blocking read; a partial read is completed with [`recv_exact`].
+/// Running out of attempts is `EAGAIN`; the peer closing before the end is `EBADMSG`.
+pub fn recv_with_attempts(fd: RawFd, buf: &mut [u8], attempts: u32, timeout_ms: u32) -> io::Result<()> {
+    let attempts = attempts.max(1);
+    let timeout = timeout_ms.min(i32::MAX as u32) as i32;
+    let mut tries = 0;
+    let n = loop {
+        match wait_for(fd, Interest::Read, timeout) {
+            Ok(()) => match sys::recv(fd, buf, libc::MSG_DONTWAIT) {
+                Ok(n) => break n,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => {}
+                Err(e) => return Err(e),
+            },
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => {}
+            Err(e) => return Err(e),
+        }
+        tries += 1;
+        if tries >= attempts {
+            return Err(error(libc::EAGAIN));
+        }
+    };
+    if n == 0 {
+        return Err(error(libc::EBADMSG));
+    }
+    recv_exact(fd, &mut buf[n..])
+}

@@ -1,0 +1,20 @@
+//! `blight_socket`: the socket layer of oxide's `libblight_protocol`, as a Rust `cdylib`.
+//!
+//! The data flows one way: C caller → [`ffi`] (argument checks, panic and errno boundary)
+//! → safe Rust ([`io`] for the blocking send/receive loops, [`zerocopy`] for the zero-copy
+//! paths and their bookkeeping) → [`sys`] (one small wrapper per system call) → kernel.
+//!
+//! Zero-copy sends take one of two kernel paths, chosen per socket:
+//! - `MSG_ZEROCOPY` on TCP and UDP (IPv4 and IPv6): the kernel pins the caller's pages and
+//!   reports on the socket's error queue when it no longer needs them;
+//! - `vmsplice` + `splice` on `AF_UNIX` stream sockets (where `MSG_ZEROCOPY` is refused):
+//!   the caller's pages are moved into the socket, and they are known to be free once the
+//!   socket's unread byte count (`SIOCOUTQ`) says the peer has consumed them.
+//!
+//! Either way the [`zerocopy::table`] keeps every buffer alive until the kernel is done.
+
+pub mod ffi;
+pub mod io;
+pub mod logging;
+pub mod sys;
+pub mod zerocopy;

@@ -1,0 +1,270 @@
+//! Thin wrappers over the system calls this library makes.
+//!
+//! Each returns `io::Result` with the raw errno preserved, makes exactly one call (no
+//! retries: the loops live in [`crate::io`] and [`crate::zerocopy`]), and keeps its
+//! `unsafe` block next to the reason it is sound. The `libc` crate lacks a few Linux
+//! constants; they are defined here with their uapi header of origin.
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::RawFd;
+
+/// `SO_ZEROCOPY` from `<asm-generic/socket.h>`: allow `MSG_ZEROCOPY` on this socket.
+pub const SO_ZEROCOPY: libc::c_int = 60;
+/// `SO_EE_ORIGIN_ZEROCOPY` from `<linux/errqueue.h>`: a zero-copy completion notification.
+pub const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+/// `SO_EE_CODE_ZEROCOPY_COPIED` from `<linux/errqueue.h>`: the kernel copied the data after all.
+pub const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
+/// `SIOCOUTQ` from `<linux/sockios.h>` (= `TIOCOUTQ`): bytes in the send queue not yet
+/// consumed; for `AF_UNIX` it is the memory charged to the sender, data plus overhead.
+pub const SIOCOUTQ: libc::c_ulong = libc::TIOCOUTQ as libc::c_ulong;
+/// `SIOCINQ` (= `FIONREAD`): bytes waiting to be read.
+pub const SIOCINQ: libc::c_ulong = libc::FIONREAD as libc::c_ulong;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+pub fn gettid() -> libc::pid_t {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// `send(2)` of one buffer.
+pub fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe `buf`, which outlives the call.
+    check_size(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) })
+}
+
+/// `sendmsg(2)` of a gather list, no address, no control data.
+pub fn sendmsg(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: msghdr is plain data; zeroed is its empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: msg points at `iov`, whose entries the caller made from live slices; the
+    // kernel only reads them.
+    check_size(unsafe { libc::sendmsg(fd, &msg, flags) })
+}
+
+/// `recv(2)` into a buffer.
+pub fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    check_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) })
+}
+
+/// `poll(2)` on one descriptor; returns its `revents` (0 on timeout).
+pub fn poll(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> io::Result<libc::c_short> {
+    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = check(unsafe { libc::poll(&mut pfd, 1, timeout_ms) })?;
+    Ok(if n == 0 { 0 } else { pfd.revents })
+}
+
+/// The file type bits and inode number of an open descriptor (`fstat(2)`).
+pub fn file_identity(fd: RawFd) -> io::Result<(libc::mode_t, u64)> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills the whole struct on success; it is read only then.
+    check(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
+    // SAFETY: initialised by the successful fstat above.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_mode & libc::S_IFMT, st.st_ino as u64))
+}
+
+pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value and len are valid for writing an int-sized option.
+    check(unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut libc::c_int).cast(), &mut len) })?;
+    Ok(value)
+}
+
+pub fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: points at an int that lives across the call.
+    check(unsafe {
+        libc::setsockopt(fd, level, name, (&value as *const libc::c_int).cast(), size_of::<libc::c_int>() as _)
+    })
+    .map(drop)
+}
+
+/// An `ioctl(2)` that reports one int (`SIOCINQ`, `SIOCOUTQ`).
+pub fn ioctl_int(fd: RawFd, request: libc::c_ulong) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    // SAFETY: both requests write a single int through the pointer.
+    check(unsafe { libc::ioctl(fd, request as _, &mut value as *mut libc::c_int) })?;
+    Ok(value)
+}
+
+pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: no memory is involved.
+    check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
+}
+
+/// Reads one message from the socket's error queue without blocking and calls
+/// `on_cmsg(level, type, err)` for each `sock_extended_err` control message in it.
+/// Returns the message flags (the caller checks `MSG_CTRUNC`).
+///
+/// Only call this on sockets that have `SO_ZEROCOPY` enabled: on `AF_UNIX`,
+/// `MSG_ERRQUEUE` is ignored and this would consume (and lose) ordinary data.
+pub fn recv_error_queue(
+    fd: RawFd,
+    mut on_cmsg: impl FnMut(libc::c_int, libc::c_int, &libc::sock_extended_err),
+) -> io::Result<libc::c_int> {
+    // Room for a sock_extended_err plus the offender address (sockaddr_in6), twice over.
+    #[repr(C, align(8))]
+    struct Control([u8; 256]);
+    let mut control = Control([0; 256]);
+    // SAFETY: msghdr is plain data; zeroed is its empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len() as _;
+    // SAFETY: the control buffer outlives the call; no iovec, so no data is read.
+    check_size(unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) })?;
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel just filled, bounded by
+    // msg_controllen; each payload is copied out with read_unaligned only when its length
+    // covers a whole sock_extended_err.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let header = &*cmsg;
+            let needed = libc::CMSG_LEN(size_of::<libc::sock_extended_err>() as u32) as usize;
+            if header.cmsg_len as usize >= needed {
+                let err = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::sock_extended_err);
+                on_cmsg(header.cmsg_level, header.cmsg_type, &err);
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(msg.msg_flags)
+}
+
+/// A pipe whose two ends are closed on drop.
+#[derive(Debug)]
+pub struct Pipe {
+    pub read: RawFd,
+    pub write: RawFd,
+}
+
+impl Pipe {
+    /// A non-blocking, close-on-exec pipe.
+    pub fn new() -> io::Result<Pipe> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: pipe2 writes two descriptors into `fds`.
+        check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+        Ok(Pipe { read: fds[0], write: fds[1] })
+    }
+
+    /// `F_SETPIPE_SZ`; returns the capacity the kernel granted.
+    pub fn set_capacity(&self, bytes: usize) -> io::Result<usize> {
+        // SAFETY: no memory is involved.
+        check(unsafe { libc::fcntl(self.write, libc::F_SETPIPE_SZ, bytes as libc::c_int) }).map(|n| n as usize)
+    }
+
+    /// `vmsplice(2)` without `SPLICE_F_GIFT`: the pipe takes references to the caller's
+    /// pages (no copy); the caller must keep them unchanged until the data is consumed.
+    pub fn vmsplice_from(&self, buf: &[u8]) -> io::Result<usize> {
+        let iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+        // SAFETY: one iovec over `buf`; the kernel only takes page references. Keeping the
+        // pages unchanged until the reader consumed them is the buffer table's job.
+        check_size(unsafe { libc::vmsplice(self.write, &iov, 1, libc::SPLICE_F_NONBLOCK) })
+    }
+
+    /// `splice(2)` up to `len` bytes from the pipe into `fd`.
+    pub fn splice_to(&self, fd: RawFd, len: usize) -> io::Result<usize> {
+        // SAFETY: no user memory is involved; null offsets mean "current position".
+        check_size(unsafe {
+            libc::splice(
+                self.read,
+                std::ptr::null_mut(),
+                fd,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        })
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: both descriptors are owned by this value and closed once.
+        unsafe {
+            libc::close(self.read);
+            libc::close(self.write);
+        }
+    }
+}
+
+/// The system's largest pipe capacity (`/proc/sys/fs/pipe-max-size`), if readable.
+pub fn pipe_max_size() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/fs/pipe-max-size").ok()?.trim().parse().ok()
+}
+
+/// Blocks `SIGPIPE` in the calling thread while alive.
+///
+/// `splice(2)` into a socket does not honour `MSG_NOSIGNAL` (the kernel builds the
+/// `msghdr` itself), so a peer that closed mid-splice would raise `SIGPIPE`. With the
+/// signal blocked it stays pending instead; on drop, a `SIGPIPE` that this guard's
+/// lifetime caused is consumed with `sigtimedwait`, then the old mask is restored.
+pub struct SigpipeBlock {
+    old: libc::sigset_t,
+    was_pending: bool,
+}
+
+fn sigpipe_set() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set; sigaddset with a valid signal cannot fail.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
+        set.assume_init()
+    }
+}
+
+fn sigpipe_pending() -> bool {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigpending fills the set; sigismember only reads it.
+    unsafe { libc::sigpending(set.as_mut_ptr()) == 0 && libc::sigismember(set.as_ptr(), libc::SIGPIPE) == 1 }
+}
+
+impl SigpipeBlock {
+    pub fn new() -> SigpipeBlock {
+        let block = sigpipe_set();
+        let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: valid sets; pthread_sigmask only fails for a bad `how`.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &block, old.as_mut_ptr()) };
+        // SAFETY: initialised by pthread_sigmask.
+        let old = unsafe { old.assume_init() };
+        SigpipeBlock { old, was_pending: sigpipe_pending() }
+    }
+}
+
+impl Default for SigpipeBlock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for SigpipeBlock {
+    fn drop(&mut self) {
+        if !self.was_pending && sigpipe_pending() {
+            let set = sigpipe_set();
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: consumes the pending SIGPIPE that our own splice raised.
+            unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
+        }
+        // SAFETY: restores the mask saved in `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}

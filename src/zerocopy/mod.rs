@@ -1,0 +1,310 @@
+//! Zero-copy sends and their bookkeeping: the process-wide buffer table, the registry of
+//! sockets, and the operations the C API exposes.
+//!
+//! Locks: the registry map, then (never while holding it) a socket's `send` → `state` →
+//! [`TABLE`]. Callers' `free_fn`s run after every lock is dropped.
+pub mod notify;
+pub mod send;
+pub mod socket_state;
+pub mod splice;
+pub mod table;
+
+use crate::io::error;
+use crate::sys;
+use notify::Notification;
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+use socket_state::{Path, SocketEntry, Stats};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use table::{BufferTable, Freed};
+
+pub static TABLE: Lazy<Mutex<BufferTable>> = Lazy::new(|| Mutex::new(BufferTable::default()));
+static SOCKETS: Lazy<Mutex<HashMap<RawFd, Arc<SocketEntry>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+/// Statistics of sockets that were forgotten (or found closed and reused).
+static RETIRED: Lazy<Mutex<Stats>> = Lazy::new(|| Mutex::new(Stats::default()));
+
+/// Chunks smaller than this are copied. msg_zerocopy.rst: "zerocopy is generally only
+/// effective at writes over around 10 KB"; page pinning and the notification cost more
+/// than a copy below that.
+pub const DEFAULT_THRESHOLD: usize = 10 * 1024;
+/// Environment variable that sets the threshold at start-up.
+pub const THRESHOLD_ENV: &str = "BLIGHT_SOCKET_ZEROCOPY_THRESHOLD";
+static THRESHOLD: Lazy<AtomicUsize> = Lazy::new(|| {
+    let from_env = std::env::var(THRESHOLD_ENV).ok().and_then(|v| v.trim().parse::<usize>().ok());
+    AtomicUsize::new(from_env.filter(|&n| n > 0).unwrap_or(DEFAULT_THRESHOLD))
+});
+
+/// How long forgetting a socket waits for its outstanding completions.
+const FORGET_WAIT: Duration = Duration::from_millis(100);
+
+pub fn threshold() -> usize {
+    THRESHOLD.load(Ordering::Relaxed)
+}
+
+pub fn set_threshold(bytes: usize) {
+    THRESHOLD.store(bytes, Ordering::Relaxed);
+}
+
+/// Runs the callers' `free_fn`s; call with no lock held.
+pub(crate) fn run_frees(freed: Vec<Freed>) {
+    for f in freed {
+        f.run();
+    }
+}
+
+/// The socket behind `fd`, checked to be a socket. With `create`, unknown sockets are
+/// probed and registered. A registered entry whose inode differs belongs to a socket that
+/// was closed, its number reused: it is retired (its pending buffers released) first.
+fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
+    let (kind, inode) = sys::file_identity(fd)?;
+    if kind != libc::S_IFSOCK {
+        return Err(error(libc::ENOTSOCK));
+    }
+    let (found, stale) = {
+        let mut sockets = SOCKETS.lock();
+        match sockets.get(&fd) {
+            Some(e) if e.inode == inode => (Some(e.clone()), None),
+            _ => {
+                let stale = sockets.remove(&fd);
+                let found = create.then(|| {
+                    let e = Arc::new(SocketEntry::probe(fd, inode));
+                    sockets.insert(fd, e.clone());
+                    e
+                });
+                (found, stale)
+            }
+        }
+    };
+    if let Some(old) = stale {
+        let n = retire(&old);
+        log::debug!("fd {fd} now names another socket; released {n} sends of the closed one");
+    }
+    Ok(found)
+}
+
+/// Releases every send still pending on a socket that is going away and folds its
+/// statistics into the process totals. The kernel keeps its own page references, so
+/// freeing now is memory-safe. Returns the number of sends abandoned.
+fn retire(entry: &SocketEntry) -> usize {
+    let _send = entry.send.lock();
+    let mut freed = Vec::new();
+    let abandoned = {
+        let mut st = entry.state.lock();
+        let mut table = TABLE.lock();
+        let mut n = st.pending.abandon_all(|s| freed.extend(table.send_completed(s.buffer)));
+        for (_, s) in st.spliced.pending.drain(..) {
+            freed.extend(table.send_completed(s.buffer));
+            n += 1;
+        }
+        st.stats.abandoned_sends += n as u64;
+        RETIRED.lock().add(&st.snapshot());
+        n
+    };
+    run_frees(freed);
+    abandoned
+}
+
+/// Registers `data` and sends all of it. Returns the new id (0 when nothing was
+/// registered) and the outcome of the send.
+pub fn send(
+    fd: RawFd,
+    data: &[u8],
+    free_fn: Option<table::FreeFn>,
+    user: *mut std::ffi::c_void,
+) -> (u64, io::Result<()>) {
+    let entry = match lookup(fd, true) {
+        Ok(Some(e)) => e,
+        Ok(None) => unreachable!("lookup with create returns an entry"),
+        Err(e) => return (0, Err(e)),
+    };
+    let id = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user);
+    (id, send::send_buffer(&entry, id, data))
+}
+
+/// Reads every notification waiting in the error queue and completes the sends they
+/// cover. Returns how many sends completed.
+pub(crate) fn drain_notifications(entry: &SocketEntry) -> io::Result<usize> {
+    let mut completed = 0;
+    let mut notes: Vec<Notification> = Vec::new();
+    loop {
+        notes.clear();
+        let flags = sys::recv_error_queue(entry.fd, |level, kind, ee| match Notification::decode(level, kind, ee) {
+            Some(n) => notes.push(n),
+            None => log::debug!(
+                "fd {}: error queue message that is not a zero-copy completion (origin {}, errno {})",
+                entry.fd,
+                ee.ee_origin,
+                ee.ee_errno
+            ),
+        });
+        match flags {
+            Ok(flags) => {
+                if flags & libc::MSG_CTRUNC != 0 {
+                    log::warn!("fd {}: error queue control data truncated; a notification may be lost", entry.fd);
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(completed),
+            Err(e) if completed > 0 => {
+                log::debug!("fd {}: error queue read failed after {completed} completions: {e}", entry.fd);
+                return Ok(completed);
+            }
+            Err(e) => return Err(e),
+        }
+        completed += apply_notifications(entry, &notes);
+    }
+}
+
+/// Completes the sends `notes` cover, frees what became free, and applies the COPIED rule.
+pub(crate) fn apply_notifications(entry: &SocketEntry, notes: &[Notification]) -> usize {
+    let mut freed = Vec::new();
+    let mut completed = 0;
+    {
+        let mut st = entry.state.lock();
+        let mut table = TABLE.lock();
+        let st = &mut *st;
+        for n in notes {
+            let (mut sends, mut bytes) = (0u64, 0u64);
+            st.pending.complete(n.first, n.last, |s| {
+                sends += 1;
+                bytes += s.bytes as u64;
+                freed.extend(table.send_completed(s.buffer));
+            });
+            completed += sends as usize;
+            st.stats.completed_sends += sends;
+            if n.copied {
+                st.stats.kernel_copied_sends += sends;
+                st.stats.kernel_copied_bytes += bytes;
+                st.copied_run = st.copied_run.saturating_add(sends as u32);
+                if st.copied_run >= socket_state::COPIED_RUN_LIMIT && !st.kernel_copies {
+                    st.kernel_copies = true;
+                    log::info!(
+                        "fd {}: the kernel copied {} zero-copy sends in a row (loopback or no scatter-gather); copying from now on",
+                        entry.fd,
+                        st.copied_run
+                    );
+                }
+            } else if sends > 0 {
+                st.copied_run = 0;
+            }
+        }
+    }
+    run_frees(freed);
+    completed
+}
+
+/// Completes the sends of `entry` that the kernel is done with, waiting up to `timeout_ms`
+/// (`-1`: forever) for the first one when some are pending.
+fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
+    let path = entry.state.lock().path;
+    let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+    let left_ms = || deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis() as i32);
+    match path {
+        Path::Copy => Ok(0),
+        Path::Splice => splice::complete_consumed(entry, timeout_ms),
+        Path::MsgZerocopy => loop {
+            let n = drain_notifications(entry)?;
+            if n > 0 || timeout_ms == 0 || entry.state.lock().pending.is_empty() {
+                return Ok(n);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(0);
+            }
+            // With no events asked for, poll still reports POLLERR: a notification arrived.
+            match sys::poll(entry.fd, 0, left_ms()) {
+                Ok(r) if r & libc::POLLNVAL != 0 => return Err(error(libc::EBADF)),
+                Ok(r) if r & libc::POLLERR == 0 && r != 0 => {
+                    // Hung up with nothing queued: nothing more will come.
+                    return drain_notifications(entry);
+                }
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        },
+    }
+}
+
+/// `blight_process_zerocopy_completions`.
+pub fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
+    match lookup(fd, false)? {
+        Some(entry) => complete_sends(&entry, timeout_ms),
+        None => Ok(0),
+    }
+}
+
+/// For [`crate::io::wait_for`]: drains the error queue of `fd` if it is a `MSG_ZEROCOPY`
+/// socket of ours. Returns false if `POLLERR` must have another cause.
+pub fn drain_error_queue(fd: RawFd) -> bool {
+    match lookup(fd, false) {
+        Ok(Some(entry)) if entry.state.lock().path == Path::MsgZerocopy => drain_notifications(&entry).is_ok(),
+        _ => false,
+    }
+}
+
+/// `blight_release_buffer`.
+pub fn release(id: u64) -> Result<(), table::UnknownId> {
+    let freed = TABLE.lock().release(id)?;
+    if let Some(f) = freed {
+        f.run();
+    }
+    Ok(())
+}
+
+pub fn in_flight(id: u64) -> Option<u32> {
+    TABLE.lock().in_flight(id)
+}
+
+/// `blight_forget_socket`: collects what completions it can within [`FORGET_WAIT`], then
+/// releases the rest. Returns the number of sends abandoned.
+pub fn forget(fd: RawFd) -> io::Result<usize> {
+    let entry = match sys::file_identity(fd) {
+        Ok(_) => match lookup(fd, false)? {
+            Some(entry) => {
+                let deadline = Instant::now() + FORGET_WAIT;
+                while entry.state.lock().pending_count() > 0 && Instant::now() < deadline {
+                    let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i32;
+                    if complete_sends(&entry, left.max(1)).is_err() {
+                        break;
+                    }
+                }
+                SOCKETS.lock().remove(&fd);
+                entry
+            }
+            None => return Ok(0),
+        },
+        // Already closed: the kernel dropped its notifications; release what we held.
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => match SOCKETS.lock().remove(&fd) {
+            Some(entry) => entry,
+            None => return Err(e),
+        },
+        Err(e) => return Err(e),
+    };
+    Ok(retire(&entry))
+}
+
+/// Statistics of one socket, or of the whole process with `fd == -1`, with the path the
+/// socket's large chunks take now (`None` for the totals and for unknown sockets).
+pub fn stats(fd: RawFd) -> io::Result<(Stats, Option<Path>)> {
+    if fd == -1 {
+        let mut total = *RETIRED.lock();
+        let live: Vec<_> = SOCKETS.lock().values().cloned().collect();
+        for e in live {
+            total.add(&e.state.lock().snapshot());
+        }
+        return Ok((total, None));
+    }
+    Ok(match lookup(fd, false)? {
+        Some(e) => {
+            let st = e.state.lock();
+            let path = if st.kernel_copies { Path::Copy } else { st.path };
+            (st.snapshot(), Some(path))
+        }
+        None => (Stats::default(), None),
+    })
+}

@@ -1,0 +1,247 @@
+//! Zero-copy completion notifications: decoding `sock_extended_err` and mapping the
+//! kernel's inclusive, wrapping 32-bit ranges of send counters to the sends they complete.
+//!
+//! Pure logic, no system calls: unit-tested and fuzzed without sockets.
+use std::collections::VecDeque;
+
+/// One notification: the kernel is done with sends `first..=last` (wrapping).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub first: u32,
+    pub last: u32,
+    /// `SO_EE_CODE_ZEROCOPY_COPIED`: the kernel copied the data instead (always the case
+    /// on loopback, and on devices without scatter-gather).
+    pub copied: bool,
+}
+
+impl Notification {
+    /// Decodes one control message, or `None` if it is not a zero-copy completion
+    /// (timestamps, ICMP errors, a real socket error with `ee_errno != 0`).
+    pub fn decode(level: i32, kind: i32, err: &libc::sock_extended_err) -> Option<Notification> {
+        let is_recverr = (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR);
+        if !is_recverr || err.ee_errno != 0 || err.ee_origin != crate::sys::SO_EE_ORIGIN_ZEROCOPY {
+            return None;
+        }
+        Some(Notification {
+            first: err.ee_info,
+            last: err.ee_data,
+            copied: err.ee_code & crate::sys::SO_EE_CODE_ZEROCOPY_COPIED != 0,
+        })
+    }
+}
+
+/// A send whose completion the kernel has not reported yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingSend {
+    pub buffer: u64,
+    pub bytes: usize,
+}
+
+#[derive(Debug)]
+struct Slot {
+    send: PendingSend,
+    done: bool,
+}
+
+/// Sends in flight on one socket, in notification-id order.
+///
+/// The front slot has id `front_id`; slot `i` has id `front_id + i` (wrapping). Completed
+/// slots are popped from the front, so completing a send is O(1) whatever the number in
+/// flight, and out-of-order notifications leave `done` slots behind the first pending one.
+#[derive(Debug, Default)]
+pub struct PendingSends {
+    front_id: u32,
+    slots: VecDeque<Slot>,
+    waiting: usize,
+}
+
+impl PendingSends {
+    /// Sends not yet reported complete.
+    pub fn len(&self) -> usize {
+        self.waiting
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting == 0
+    }
+
+    /// Records the send that got notification id `id`; ids must be consecutive.
+    pub fn push(&mut self, id: u32, send: PendingSend) {
+        if self.slots.is_empty() {
+            self.front_id = id;
+        }
+        debug_assert_eq!(id, self.front_id.wrapping_add(self.slots.len() as u32), "notification ids are consecutive");
+        self.slots.push_back(Slot { send, done: false });
+        self.waiting += 1;
+    }
+
+    /// Completes every pending send whose id is in `first..=last` (wrapping), calling
+    /// `on_complete` once for each; ids already completed or never sent are ignored.
+    /// Returns how many sends it completed.
+    pub fn complete(&mut self, first: u32, last: u32, mut on_complete: impl FnMut(PendingSend)) -> usize {
+        if self.slots.is_empty() {
+            return 0;
+        }
+        // Offsets from the front slot, as signed distances: a range that starts before the
+        // front (already completed ids) has a negative start. Fewer than 2^31 sends are
+        // ever in flight, so the signed reading is unambiguous.
+        let start = first.wrapping_sub(self.front_id) as i32;
+        let span = last.wrapping_sub(first); // inclusive range of span + 1 ids
+        let end = (start as i64) + span as i64; // inclusive
+        if end < 0 {
+            return 0;
+        }
+        let lo = start.max(0) as usize;
+        let last_slot = self.slots.len() - 1;
+        if lo > last_slot {
+            return 0;
+        }
+        let hi = (end as u64).min(last_slot as u64) as usize;
+        let mut completed = 0;
+        for slot in self.slots.range_mut(lo..=hi) {
+            if !slot.done {
+                slot.done = true;
+                completed += 1;
+                on_complete(slot.send);
+            }
+        }
+        self.waiting -= completed;
+        while self.slots.front().is_some_and(|s| s.done) {
+            self.slots.pop_front();
+            self.front_id = self.front_id.wrapping_add(1);
+        }
+        completed
+    }
+
+    /// Removes every pending send (the socket is going away), calling `on_abandon` for each.
+    pub fn abandon_all(&mut self, mut on_abandon: impl FnMut(PendingSend)) -> usize {
+        let n = self.waiting;
+        for slot in self.slots.drain(..) {
+            if !slot.done {
+                on_abandon(slot.send);
+            }
+        }
+        self.waiting = 0;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(buffer: u64) -> PendingSend {
+        PendingSend { buffer, bytes: 100 }
+    }
+
+    fn queue(first_id: u32, buffers: &[u64]) -> PendingSends {
+        let mut q = PendingSends::default();
+        for (i, b) in buffers.iter().enumerate() {
+            q.push(first_id.wrapping_add(i as u32), send(*b));
+        }
+        q
+    }
+
+    fn complete(q: &mut PendingSends, first: u32, last: u32) -> Vec<u64> {
+        let mut out = vec![];
+        q.complete(first, last, |s| out.push(s.buffer));
+        out
+    }
+
+    #[test]
+    fn single_ids_in_order() {
+        let mut q = queue(0, &[1, 2, 3]);
+        assert_eq!(complete(&mut q, 0, 0), vec![1]);
+        assert_eq!(complete(&mut q, 1, 1), vec![2]);
+        assert_eq!(complete(&mut q, 2, 2), vec![3]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn one_range_covers_many_buffers() {
+        let mut q = queue(10, &[1, 1, 2, 3, 3, 3]);
+        assert_eq!(complete(&mut q, 10, 15), vec![1, 1, 2, 3, 3, 3]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn partial_ranges_and_out_of_order() {
+        let mut q = queue(0, &[1, 2, 3, 4, 5]);
+        assert_eq!(complete(&mut q, 3, 4), vec![4, 5]);
+        assert_eq!(q.len(), 3);
+        assert_eq!(complete(&mut q, 1, 1), vec![2]);
+        assert_eq!(complete(&mut q, 0, 0), vec![1]);
+        assert_eq!(complete(&mut q, 2, 2), vec![3]);
+        assert!(q.is_empty());
+        assert_eq!(q.slots.len(), 0);
+    }
+
+    #[test]
+    fn duplicates_and_overlaps_complete_once() {
+        let mut q = queue(0, &[1, 2, 3, 4]);
+        assert_eq!(complete(&mut q, 0, 1), vec![1, 2]);
+        assert_eq!(complete(&mut q, 0, 1), Vec::<u64>::new());
+        assert_eq!(complete(&mut q, 1, 2), vec![3]);
+        assert_eq!(complete(&mut q, 2, 3), vec![4]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn wraps_at_2_pow_32() {
+        let mut q = queue(u32::MAX - 2, &[1, 2, 3, 4, 5, 6]);
+        // ids: MAX-2, MAX-1, MAX, 0, 1, 2
+        assert_eq!(complete(&mut q, u32::MAX - 1, 1), vec![2, 3, 4, 5]);
+        assert_eq!(complete(&mut q, u32::MAX - 2, u32::MAX - 2), vec![1]);
+        assert_eq!(complete(&mut q, 2, 2), vec![6]);
+        assert!(q.is_empty());
+        // The next sends continue after the wrap.
+        q.push(3, send(7));
+        assert_eq!(complete(&mut q, 3, 3), vec![7]);
+    }
+
+    #[test]
+    fn range_beyond_what_was_sent_is_clamped() {
+        let mut q = queue(5, &[1, 2]);
+        assert_eq!(complete(&mut q, 0, u32::MAX), vec![1, 2]);
+        let mut q = queue(5, &[1, 2]);
+        assert_eq!(complete(&mut q, 7, 100), Vec::<u64>::new());
+        assert_eq!(complete(&mut q, 0, 4), Vec::<u64>::new());
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn empty_queue_ignores_everything() {
+        let mut q = PendingSends::default();
+        assert_eq!(complete(&mut q, 0, 10), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn abandon_reports_only_pending() {
+        let mut q = queue(0, &[1, 2, 3]);
+        complete(&mut q, 1, 1);
+        let mut out = vec![];
+        assert_eq!(q.abandon_all(|s| out.push(s.buffer)), 2);
+        assert_eq!(out, vec![1, 3]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn decode_accepts_ipv4_and_ipv6_only_zerocopy() {
+        // SAFETY: plain data.
+        let mut ee: libc::sock_extended_err = unsafe { std::mem::zeroed() };
+        ee.ee_origin = crate::sys::SO_EE_ORIGIN_ZEROCOPY;
+        ee.ee_info = 4;
+        ee.ee_data = 9;
+        let n = Notification::decode(libc::SOL_IP, libc::IP_RECVERR, &ee).unwrap();
+        assert_eq!(n, Notification { first: 4, last: 9, copied: false });
+        ee.ee_code = crate::sys::SO_EE_CODE_ZEROCOPY_COPIED;
+        assert!(Notification::decode(libc::SOL_IPV6, libc::IPV6_RECVERR, &ee).unwrap().copied);
+        assert!(Notification::decode(libc::SOL_SOCKET, libc::IP_RECVERR, &ee).is_none());
+        ee.ee_errno = libc::ECONNREFUSED as u32;
+        assert!(Notification::decode(libc::SOL_IP, libc::IP_RECVERR, &ee).is_none());
+        ee.ee_errno = 0;
+        ee.ee_origin = libc::SO_EE_ORIGIN_TIMESTAMPING;
+        assert!(Notification::decode(libc::SOL_IP, libc::IP_RECVERR, &ee).is_none());
+    }
+}

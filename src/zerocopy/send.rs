@@ -1,0 +1,92 @@
+//! Choosing the path of each chunk of a zero-copy send and keeping the counters honest.
+use super::notify::PendingSend;
+use super::socket_state::{Path, SocketEntry};
+use super::{splice, threshold, TABLE};
+use crate::io;
+use crate::sys;
+use std::os::fd::RawFd;
+
+/// How many times one chunk retries `MSG_ZEROCOPY` after `ENOBUFS` before it is copied.
+const ENOBUFS_RETRIES: u32 = 4;
+/// How long an `ENOBUFS` retry waits for a notification to free option memory.
+const ENOBUFS_WAIT_MS: i32 = 10;
+
+/// Sends all of `data` (registered as buffer `id`) on the socket of `entry`.
+pub fn send_buffer(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result<()> {
+    let mut side = entry.send.lock();
+    let threshold = threshold().max(1);
+    let mut off = 0;
+    while off < data.len() {
+        let rest = &data[off..];
+        let path = {
+            let st = entry.state.lock();
+            match st.path {
+                _ if rest.len() < threshold => Path::Copy,
+                Path::MsgZerocopy if st.kernel_copies => Path::Copy,
+                p => p,
+            }
+        };
+        off += match path {
+            Path::Copy => copy_send(entry, rest)?,
+            Path::MsgZerocopy => msg_zerocopy_send(entry, id, rest)?,
+            Path::Splice => splice::send(entry, &mut side, id, rest, threshold)?,
+        };
+    }
+    Ok(())
+}
+
+/// One copying send of (a prefix of) `data`; returns the bytes sent.
+pub(crate) fn copy_send(entry: &SocketEntry, data: &[u8]) -> std::io::Result<usize> {
+    let n = io::send_some(entry.fd, data, 0)?;
+    let mut st = entry.state.lock();
+    st.stats.copied_sends += 1;
+    st.stats.copied_bytes += n as u64;
+    st.spliced.written += n as u64;
+    Ok(n)
+}
+
+/// One `MSG_ZEROCOPY` send of (a prefix of) `data`; returns the bytes sent.
+///
+/// The send and the recording of its notification id happen under the state lock, so a
+/// completion read by another thread always finds the send it completes.
+fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result<usize> {
+    let fd: RawFd = entry.fd;
+    let mut enobufs = 0;
+    loop {
+        let attempt = io::retry_send(fd, || {
+            let mut st = entry.state.lock();
+            let n = sys::send(fd, data, libc::MSG_ZEROCOPY | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)?;
+            // A successful call consumed one notification id; a failed one consumed none.
+            let nid = st.next_id;
+            st.next_id = nid.wrapping_add(1);
+            st.pending.push(nid, PendingSend { buffer: id, bytes: n });
+            st.stats.zerocopy_sends += 1;
+            st.stats.zerocopy_bytes += n as u64;
+            TABLE.lock().send_started(id);
+            Ok(n)
+        });
+        match attempt {
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                // The socket's option memory (net.core.optmem_max) is full of notifications:
+                // reading them frees it.
+                entry.state.lock().stats.enobufs_retries += 1;
+                enobufs += 1;
+                if enobufs > ENOBUFS_RETRIES {
+                    log::debug!("fd {fd}: ENOBUFS {enobufs} times; copying this chunk");
+                    return copy_send(entry, data);
+                }
+                if super::drain_notifications(entry).unwrap_or(0) == 0 {
+                    if entry.state.lock().pending.is_empty() {
+                        // Nothing in flight will ever raise POLLERR: waiting would hang.
+                        log::debug!("fd {fd}: ENOBUFS with no notification outstanding; copying this chunk");
+                        return copy_send(entry, data);
+                    }
+                    // With no events asked for, poll waits for POLLERR: a notification.
+                    let _ = sys::poll(fd, 0, ENOBUFS_WAIT_MS);
+                    let _ = super::drain_notifications(entry);
+                }
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Per-socket state: which path sends take, the notification counter, the sends in flight,
+//! and the statistics that say which path every byte took.
+use super::notify::{PendingSend, PendingSends};
+use crate::sys;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+
+/// How a socket's large chunks are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// `SO_ZEROCOPY` is on: large chunks go with `MSG_ZEROCOPY`, completions come through
+    /// the error queue.
+    MsgZerocopy,
+    /// `AF_UNIX` stream: large chunks are moved with `vmsplice` + `splice`, completions
+    /// are inferred from `SIOCOUTQ`.
+    Splice,
+    /// Everything is copied (`SO_ZEROCOPY` refused, or a socket type neither path fits).
+    Copy,
+}
+
+/// What happened to the bytes given to `blight_send_zerocopy` on one socket (and, summed,
+/// in the whole process). Mirrors `blight_zerocopy_stats` in the header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub zerocopy_sends: u64,
+    pub zerocopy_bytes: u64,
+    pub kernel_copied_sends: u64,
+    pub kernel_copied_bytes: u64,
+    pub splice_sends: u64,
+    pub splice_bytes: u64,
+    pub copied_sends: u64,
+    pub copied_bytes: u64,
+    pub enobufs_retries: u64,
+    pub completed_sends: u64,
+    pub abandoned_sends: u64,
+    pub pending_sends: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.zerocopy_sends += o.zerocopy_sends;
+        self.zerocopy_bytes += o.zerocopy_bytes;
+        self.kernel_copied_sends += o.kernel_copied_sends;
+        self.kernel_copied_bytes += o.kernel_copied_bytes;
+        self.splice_sends += o.splice_sends;
+        self.splice_bytes += o.splice_bytes;
+        self.copied_sends += o.copied_sends;
+        self.copied_bytes += o.copied_bytes;
+        self.enobufs_retries += o.enobufs_retries;
+        self.completed_sends += o.completed_sends;
+        self.abandoned_sends += o.abandoned_sends;
+        self.pending_sends += o.pending_sends;
+    }
+}
+
+/// Sends moved by splice, oldest first: each is complete once the peer has consumed the
+/// stream up to `end` (a position in the bytes this library wrote).
+#[derive(Debug, Default)]
+pub struct SplicedSends {
+    pub written: u64,
+    pub pending: VecDeque<(u64, PendingSend)>,
+}
+
+/// After this many sends in a row that the kernel reported COPIED, the socket stops using
+/// `MSG_ZEROCOPY` (msg_zerocopy.rst: "copied ... the process may want to stop passing
+/// MSG_ZEROCOPY"): the pinning and the notification cost CPU and bring nothing.
+pub const COPIED_RUN_LIMIT: u32 = 8;
+
+#[derive(Debug)]
+pub struct SocketState {
+    pub path: Path,
+    /// Set after a run of COPIED notifications: new chunks are copied, but the error queue
+    /// is still read for the sends already in flight.
+    pub kernel_copies: bool,
+    pub copied_run: u32,
+    /// The id the kernel will give the next successful `MSG_ZEROCOPY` send.
+    pub next_id: u32,
+    pub pending: PendingSends,
+    pub spliced: SplicedSends,
+    pub stats: Stats,
+}
+
+impl SocketState {
+    pub fn pending_count(&self) -> usize {
+        self.pending.len() + self.spliced.pending.len()
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        Stats { pending_sends: self.pending_count() as u64, ..self.stats }
+    }
+}
+
+/// What only the sending thread touches; its mutex also serializes zero-copy sends on the
+/// socket, so that one buffer's chunks are contiguous in the stream.
+#[derive(Debug, Default)]
+pub struct SendSide {
+    pub pipe: Option<sys::Pipe>,
+    pub pipe_capacity: usize,
+}
+
+/// One socket known to the library.
+///
+/// Lock order: `send` → `state` → the buffer table. The registry's map lock is never held
+/// with any of them.
+#[derive(Debug)]
+pub struct SocketEntry {
+    pub fd: RawFd,
+    /// The socket's inode: a descriptor number reused by a new socket has another one.
+    pub inode: u64,
+    pub send: Mutex<SendSide>,
+    pub state: Mutex<SocketState>,
+}
+
+impl SocketEntry {
+    /// Probes the socket and picks its path, enabling `SO_ZEROCOPY` where it applies.
+    pub fn probe(fd: RawFd, inode: u64) -> SocketEntry {
+        let domain = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(-1);
+        let kind = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE).unwrap_or(-1);
+        let path = if domain == libc::AF_UNIX && kind == libc::SOCK_STREAM {
+            Path::Splice
+        } else {
+            match sys::setsockopt_int(fd, libc::SOL_SOCKET, sys::SO_ZEROCOPY, 1) {
+                Ok(()) => Path::MsgZerocopy,
+                Err(e) => {
+                    // EOPNOTSUPP on AF_UNIX datagram/seqpacket, ENOPROTOOPT on old kernels.
+                    log::debug!("fd {fd}: SO_ZEROCOPY refused ({e}); copying on this socket");
+                    Path::Copy
+                }
+            }
+        };
+        log::debug!("fd {fd}: domain {domain} type {kind}: zero-copy path {path:?}");
+        SocketEntry {
+            fd,
+            inode,
+            send: Mutex::new(SendSide::default()),
+            state: Mutex::new(SocketState {
+                path,
+                kernel_copies: false,
+                copied_run: 0,
+                next_id: 0,
+                pending: PendingSends::default(),
+                spliced: SplicedSends::default(),
+                stats: Stats::default(),
+            }),
+        }
+    }
+}

@@ -15,6 +15,7 @@ use notify::Notification;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use socket_state::{Path, SocketEntry, Stats};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
@@ -50,11 +51,44 @@ pub fn set_threshold(bytes: usize) {
     THRESHOLD.store(bytes, Ordering::Relaxed);
 }
 
-/// Runs the callers' `free_fn`s; call with no lock held.
+thread_local! {
+    /// Set while this thread holds a socket's send lock: frees wait until it is dropped.
+    static DEFERRED: RefCell<Option<Vec<Freed>>> = const { RefCell::new(None) };
+}
+
+/// Runs the callers' `free_fn`s, or, inside [`deferring_frees`], queues them until it
+/// ends. Call with no lock of the registry, a socket's state or the table held.
 pub(crate) fn run_frees(freed: Vec<Freed>) {
-    for f in freed {
+    let now = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(queue) => {
+            queue.extend(freed);
+            None
+        }
+        None => Some(freed),
+    });
+    for f in now.into_iter().flatten() {
         f.run();
     }
+}
+
+/// Runs `body` (which takes a socket's send lock) with every free it causes deferred until
+/// it has returned and dropped its locks: a `free_fn` may send on the same socket.
+pub(crate) fn deferring_frees<R>(body: impl FnOnce() -> R) -> R {
+    struct Flush;
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            let queued = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+            for f in queued {
+                f.run();
+            }
+        }
+    }
+    if DEFERRED.with(|d| d.borrow().is_some()) {
+        return body();
+    }
+    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+    let _flush = Flush;
+    body()
 }
 
 /// The socket behind `fd`, checked to be a socket. With `create`, unknown sockets are
@@ -91,9 +125,10 @@ fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
 /// statistics into the process totals. The kernel keeps its own page references, so
 /// freeing now is memory-safe. Returns the number of sends abandoned.
 fn retire(entry: &SocketEntry) -> usize {
-    let _send = entry.send.lock();
     let mut freed = Vec::new();
     let abandoned = {
+        let mut side = entry.send.lock();
+        side.pipe = None;
         let mut st = entry.state.lock();
         let mut table = TABLE.lock();
         let mut n = st.pending.abandon_all(|s| freed.extend(table.send_completed(s.buffer)));
@@ -123,13 +158,13 @@ pub fn send(
         Err(e) => return (0, Err(e)),
     };
     let id = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user);
-    (id, send::send_buffer(&entry, id, data))
+    (id, deferring_frees(|| send::send_buffer(&entry, id, data)))
 }
 
-/// Reads every notification waiting in the error queue and completes the sends they
-/// cover. Returns how many sends completed.
-pub(crate) fn drain_notifications(entry: &SocketEntry) -> io::Result<usize> {
-    let mut completed = 0;
+/// Reads every message waiting in the error queue and completes the sends their
+/// notifications cover. Returns how many messages it read and how many sends completed.
+pub(crate) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, usize)> {
+    let (mut read, mut completed) = (0, 0);
     let mut notes: Vec<Notification> = Vec::new();
     loop {
         notes.clear();
@@ -144,15 +179,16 @@ pub(crate) fn drain_notifications(entry: &SocketEntry) -> io::Result<usize> {
         });
         match flags {
             Ok(flags) => {
+                read += 1;
                 if flags & libc::MSG_CTRUNC != 0 {
                     log::warn!("fd {}: error queue control data truncated; a notification may be lost", entry.fd);
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(completed),
-            Err(e) if completed > 0 => {
-                log::debug!("fd {}: error queue read failed after {completed} completions: {e}", entry.fd);
-                return Ok(completed);
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok((read, completed)),
+            Err(e) if read > 0 => {
+                log::debug!("fd {}: error queue read failed after {read} messages: {e}", entry.fd);
+                return Ok((read, completed));
             }
             Err(e) => return Err(e),
         }
@@ -208,7 +244,7 @@ fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
         Path::Copy => Ok(0),
         Path::Splice => splice::complete_consumed(entry, timeout_ms),
         Path::MsgZerocopy => loop {
-            let n = drain_notifications(entry)?;
+            let (_, n) = drain_error_queue_of(entry)?;
             if n > 0 || timeout_ms == 0 || entry.state.lock().pending.is_empty() {
                 return Ok(n);
             }
@@ -220,7 +256,7 @@ fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
                 Ok(r) if r & libc::POLLNVAL != 0 => return Err(error(libc::EBADF)),
                 Ok(r) if r & libc::POLLERR == 0 && r != 0 => {
                     // Hung up with nothing queued: nothing more will come.
-                    return drain_notifications(entry);
+                    return drain_error_queue_of(entry).map(|(_, n)| n);
                 }
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
@@ -239,10 +275,12 @@ pub fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
 }
 
 /// For [`crate::io::wait_for`]: drains the error queue of `fd` if it is a `MSG_ZEROCOPY`
-/// socket of ours. Returns false if `POLLERR` must have another cause.
+/// socket of ours. Returns false if nothing was in it: `POLLERR` has another cause.
 pub fn drain_error_queue(fd: RawFd) -> bool {
     match lookup(fd, false) {
-        Ok(Some(entry)) if entry.state.lock().path == Path::MsgZerocopy => drain_notifications(&entry).is_ok(),
+        Ok(Some(entry)) if entry.state.lock().path == Path::MsgZerocopy => {
+            matches!(drain_error_queue_of(&entry), Ok((read, _)) if read > 0)
+        }
         _ => false,
     }
 }

@@ -75,7 +75,7 @@ fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Resu
                     log::debug!("fd {fd}: ENOBUFS {enobufs} times; copying this chunk");
                     return copy_send(entry, data);
                 }
-                if super::drain_notifications(entry).unwrap_or(0) == 0 {
+                if super::drain_error_queue_of(entry).map_or(0, |(_, n)| n) == 0 {
                     if entry.state.lock().pending.is_empty() {
                         // Nothing in flight will ever raise POLLERR: waiting would hang.
                         log::debug!("fd {fd}: ENOBUFS with no notification outstanding; copying this chunk");
@@ -83,7 +83,7 @@ fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Resu
                     }
                     // With no events asked for, poll waits for POLLERR: a notification.
                     let _ = sys::poll(fd, 0, ENOBUFS_WAIT_MS);
-                    let _ = super::drain_notifications(entry);
+                    let _ = super::drain_error_queue_of(entry);
                 }
             }
             other => return other,

@@ -215,11 +215,15 @@ pub fn pipe_max_size() -> Option<usize> {
 ///
 /// `splice(2)` into a socket does not honour `MSG_NOSIGNAL` (the kernel builds the
 /// `msghdr` itself), so a peer that closed mid-splice would raise `SIGPIPE`. With the
-/// signal blocked it stays pending instead; on drop, a `SIGPIPE` that this guard's
-/// lifetime caused is consumed with `sigtimedwait`, then the old mask is restored.
+/// signal blocked it stays pending instead. After a failed send the caller calls
+/// [`SigpipeBlock::failed`]; on drop, a `SIGPIPE` raised while the guard was alive is
+/// consumed with `sigtimedwait`, then the old mask is restored. The normal path costs
+/// two `rt_sigprocmask` calls.
 pub struct SigpipeBlock {
     old: libc::sigset_t,
+    /// SIGPIPE was already pending when the guard started: it is not ours to consume.
     was_pending: bool,
+    failed: bool,
 }
 
 fn sigpipe_set() -> libc::sigset_t {
@@ -246,7 +250,16 @@ impl SigpipeBlock {
         unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &block, old.as_mut_ptr()) };
         // SAFETY: initialised by pthread_sigmask.
         let old = unsafe { old.assume_init() };
-        SigpipeBlock { old, was_pending: sigpipe_pending() }
+        // An unblocked SIGPIPE is delivered, not left pending: only a caller that already
+        // blocked it can have one pending.
+        // SAFETY: sigismember only reads the set.
+        let was_blocked = unsafe { libc::sigismember(&old, libc::SIGPIPE) } == 1;
+        SigpipeBlock { old, was_pending: was_blocked && sigpipe_pending(), failed: false }
+    }
+
+    /// A send under this guard failed: it may have raised SIGPIPE.
+    pub fn failed(&mut self) {
+        self.failed = true;
     }
 }
 
@@ -258,7 +271,7 @@ impl Default for SigpipeBlock {
 
 impl Drop for SigpipeBlock {
     fn drop(&mut self) {
-        if !self.was_pending && sigpipe_pending() {
+        if self.failed && !self.was_pending && sigpipe_pending() {
             let set = sigpipe_set();
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             // SAFETY: consumes the pending SIGPIPE that our own splice raised.

@@ -45,7 +45,7 @@ pub fn send(
     threshold: usize,
 ) -> std::io::Result<usize> {
     // splice builds its own msghdr without MSG_NOSIGNAL: keep a closed peer's SIGPIPE away.
-    let _sigpipe = sys::SigpipeBlock::new();
+    let mut sigpipe = sys::SigpipeBlock::new();
     complete_consumed(entry, 0).ok();
     let mut off = 0;
     while data.len() - off >= threshold {
@@ -75,7 +75,10 @@ pub fn send(
                 Err(e) if moved == 0 && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
                     return refuse(entry, &data[off..], "splice", e).map(|n| off + n);
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    sigpipe.failed();
+                    return Err(e);
+                }
             }
         }
         side.pipe = Some(pipe);

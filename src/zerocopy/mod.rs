@@ -92,20 +92,19 @@ pub(crate) fn deferring_frees<R>(body: impl FnOnce() -> R) -> R {
 }
 
 /// The socket behind `fd`, checked to be a socket. With `create`, unknown sockets are
-/// probed and registered. A registered entry whose inode differs belongs to a socket that
-/// was closed, its number reused: it is retired (its pending buffers released) first.
+/// probed and registered. A registered entry whose inode differs (or whose number now
+/// names a file that is not a socket) belongs to a socket that was closed, its number
+/// reused: it is retired (its pending buffers released) first.
 fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
     let (kind, inode) = sys::file_identity(fd)?;
-    if kind != libc::S_IFSOCK {
-        return Err(error(libc::ENOTSOCK));
-    }
+    let is_socket = kind == libc::S_IFSOCK;
     let (found, stale) = {
         let mut sockets = SOCKETS.lock();
         match sockets.get(&fd) {
-            Some(e) if e.inode == inode => (Some(e.clone()), None),
+            Some(e) if is_socket && e.inode == inode => (Some(e.clone()), None),
             _ => {
                 let stale = sockets.remove(&fd);
-                let found = create.then(|| {
+                let found = (create && is_socket).then(|| {
                     let e = Arc::new(SocketEntry::probe(fd, inode));
                     sockets.insert(fd, e.clone());
                     e
@@ -116,7 +115,10 @@ fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
     };
     if let Some(old) = stale {
         let n = retire(&old);
-        log::debug!("fd {fd} now names another socket; released {n} sends of the closed one");
+        log::debug!("fd {fd} now names another file; released {n} sends of the closed socket");
+    }
+    if !is_socket {
+        return Err(error(libc::ENOTSOCK));
     }
     Ok(found)
 }

@@ -1,0 +1,1032 @@
+// blight-bench: libblight_socket against the upstream socket.cpp algorithm.
+//
+// Every scenario runs "ours" and the reference ALTERNATELY in the same process (the order
+// rotates each round), reports medians and ratios of medians, and verifies every received
+// message (sequence stamps on every 4 KiB page of every message, full content on a sample
+// or, with --smoke / --verify-all, on all of them): a fast wrong path cannot win. Sender
+// and receiver CPU are measured in their own threads with CLOCK_THREAD_CPUTIME_ID.
+//
+// Exit code: 0 whatever the targets say (a benchmark is not a test); 1 when data
+// verification or a send/receive failed; 2 for bad arguments.
+#include <libblight_protocol/socket.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// The reference: upstream libblight_protocol socket.cpp's algorithm.
+// send_blocking: send(MSG_EOR | MSG_NOSIGNAL) in a loop; EAGAIN/EINTR sleep 5 us and retry.
+// recv_blocking: recv(MSG_WAITALL) in a loop, same retry; upstream's offset bug fixed
+// (each partial read lands at buffer + received, not at the start).
+namespace reference {
+int send_blocking(int fd, const unsigned char* data, ssize_t size) {
+    ssize_t sent = 0;
+    while (sent < size) {
+        ssize_t res = ::send(fd, data + sent, size - sent, MSG_EOR | MSG_NOSIGNAL);
+        if (res > 0) {
+            sent += res;
+            continue;
+        }
+        if (res < 0 && errno != EAGAIN && errno != EINTR) {
+            return -errno;
+        }
+        timespec requested{0, 5000};
+        timespec remaining{};
+        nanosleep(&requested, &remaining);
+    }
+    return 0;
+}
+
+int recv_blocking_into(int fd, unsigned char* data, ssize_t size) {
+    ssize_t received = 0;
+    while (received < size) {
+        ssize_t res = ::recv(fd, data + received, size - received, MSG_WAITALL);
+        if (res > 0) {
+            received += res;
+            continue;
+        }
+        if (res == 0) {
+            return -EBADMSG;
+        }
+        if (errno != EAGAIN && errno != EINTR) {
+            return -errno;
+        }
+        timespec requested{0, 5000};
+        timespec remaining{};
+        nanosleep(&requested, &remaining);
+    }
+    return 0;
+}
+}  // namespace reference
+
+// ---------------------------------------------------------------------------------------
+// Options, clocks, failures.
+struct Options {
+    enum Mode { Quick, Full, Smoke } mode = Quick;
+    std::string json = "bench-results.json";
+    std::set<char> only;  // empty: every scenario
+    int rounds = 0;       // 0: the mode's default
+    bool verify_all = false;
+};
+Options opt;
+
+std::atomic<uint64_t> g_failures{0};
+std::atomic<uint64_t> g_checked_msgs{0};
+std::atomic<uint64_t> g_checked_full{0};
+
+void fail(const char* what, long long a = 0, long long b = 0) {
+    if (g_failures.fetch_add(1) < 20) {
+        std::fprintf(stderr, "VERIFY FAILED: %s (%lld, %lld)\n", what, a, b);
+    }
+}
+
+double now_s() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+double thread_cpu_s() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double median(std::vector<double> v) {
+    if (v.empty()) return NAN;
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int rounds() {
+    if (opt.rounds > 0) return opt.rounds;
+    switch (opt.mode) {
+        case Options::Full: return 11;
+        case Options::Smoke: return 1;
+        default: return 5;
+    }
+}
+// Work per round: quick 1, full 4, smoke tiny.
+double scale() {
+    switch (opt.mode) {
+        case Options::Full: return 4.0;
+        case Options::Smoke: return 0.05;
+        default: return 1.0;
+    }
+}
+size_t scaled(size_t n, size_t min_n = 2) { return std::max(min_n, static_cast<size_t>(n * scale())); }
+
+std::string human(size_t bytes) {
+    char b[32];
+    if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) std::snprintf(b, sizeof b, "%zuMiB", bytes >> 20);
+    else if (bytes >= 1024 && bytes % 1024 == 0) std::snprintf(b, sizeof b, "%zuKiB", bytes >> 10);
+    else std::snprintf(b, sizeof b, "%zuB", bytes);
+    return b;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sockets.
+void unix_pair(int fds[2]) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0) {
+        std::perror("socketpair");
+        std::exit(1);
+    }
+}
+
+void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+void tcp_pair(int fds[2]) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (l < 0 || bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(l, 1) != 0 ||
+        getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        std::perror("tcp listen");
+        std::exit(1);
+    }
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0 || connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        std::perror("tcp connect");
+        std::exit(1);
+    }
+    int s = accept(l, nullptr, nullptr);
+    if (s < 0) {
+        std::perror("accept");
+        std::exit(1);
+    }
+    close(l);
+    set_nonblock(c);
+    set_nonblock(s);
+    fds[0] = c;  // sender
+    fds[1] = s;  // receiver
+}
+
+void close_pair(int fds[2]) {
+    blight_forget_socket(fds[0]);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Message content. Every message is a template (depends on the offset, differs from page
+// to page) with a stamp of (sequence number, page) in the first 8 bytes of every 4 KiB
+// page and in the last 8 bytes. A stale page, a reordered or misplaced chunk, or a buffer
+// reused too early shows up as a wrong stamp.
+constexpr size_t kPage = 4096;
+std::vector<unsigned char> g_template;
+
+void ensure_template(size_t size) {
+    if (g_template.size() >= size) return;
+    size_t old = g_template.size();
+    g_template.resize(size);
+    for (size_t i = old; i < size; i++) {
+        g_template[i] = static_cast<unsigned char>((i * 131u) ^ (i >> 12) * 29u ^ 0x5a);
+    }
+}
+
+inline uint64_t stamp_value(uint64_t seq, uint64_t where) {
+    return (seq + 1) * 0x9E3779B97F4A7C15ull ^ (where * 0xC2B2AE3D27D4EB4Full);
+}
+
+inline void stamp(unsigned char* b, size_t size, uint64_t seq) {
+    for (size_t off = 0; off + 8 <= size; off += kPage) {
+        uint64_t v = stamp_value(seq, off / kPage);
+        std::memcpy(b + off, &v, 8);
+    }
+    if (size >= 16 && (size - 8) % kPage >= 8) {
+        uint64_t v = stamp_value(seq, ~0ull);
+        std::memcpy(b + size - 8, &v, 8);
+    }
+}
+
+// Checks the stamps of every message, and the whole content when `full`.
+inline void check_message(const unsigned char* b, size_t size, uint64_t seq, bool full) {
+    bool ok = true;
+    for (size_t off = 0; off + 8 <= size; off += kPage) {
+        uint64_t v;
+        std::memcpy(&v, b + off, 8);
+        ok &= v == stamp_value(seq, off / kPage);
+    }
+    bool tail = size >= 16 && (size - 8) % kPage >= 8;
+    if (tail) {
+        uint64_t v;
+        std::memcpy(&v, b + size - 8, 8);
+        ok &= v == stamp_value(seq, ~0ull);
+    }
+    if (ok && full) {
+        for (size_t off = 0; off < size; off += kPage) {
+            size_t start = off + 8;
+            size_t end = std::min(size, off + kPage);
+            if (tail && end == size) end = size - 8;
+            if (start < end && std::memcmp(b + start, g_template.data() + start, end - start) != 0) ok = false;
+        }
+        g_checked_full.fetch_add(1, std::memory_order_relaxed);
+    }
+    g_checked_msgs.fetch_add(1, std::memory_order_relaxed);
+    if (!ok) fail("message content", static_cast<long long>(seq), static_cast<long long>(size));
+}
+inline bool full_check(uint64_t seq) { return opt.verify_all || seq % 16 == 0; }
+
+unsigned char* alloc_buffer(size_t size) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kPage, std::max(size, kPage)) != 0) {
+        std::perror("posix_memalign");
+        std::exit(1);
+    }
+    ensure_template(size);
+    std::memcpy(p, g_template.data(), size);
+    return static_cast<unsigned char*>(p);
+}
+
+// A pool of send buffers. A buffer given to blight_send_zerocopy comes back only through
+// its free_fn: the sender never touches it before the library says the kernel is done.
+struct Pool {
+    std::mutex m;
+    std::deque<unsigned char*> free;
+    std::vector<unsigned char*> all;
+    size_t size = 0;
+    Pool(size_t count, size_t bytes) : size(bytes) {
+        for (size_t i = 0; i < count; i++) {
+            all.push_back(alloc_buffer(bytes));
+            free.push_back(all.back());
+        }
+    }
+    ~Pool() {
+        for (auto* p : all) std::free(p);
+    }
+    unsigned char* take() {
+        std::lock_guard<std::mutex> g(m);
+        if (free.empty()) return nullptr;
+        auto* p = free.front();
+        free.pop_front();
+        return p;
+    }
+    void give(unsigned char* p) {
+        std::lock_guard<std::mutex> g(m);
+        free.push_back(p);
+    }
+    size_t available() {
+        std::lock_guard<std::mutex> g(m);
+        return free.size();
+    }
+};
+void pool_free_fn(blight_data_t data, size_t, void* user) { static_cast<Pool*>(user)->give(data); }
+
+// ---------------------------------------------------------------------------------------
+// One measured run: a sender thread and a receiver thread started together.
+struct Sample {
+    double wall = 0, snd_cpu = 0, rcv_cpu = 0;
+    double bytes = 0, msgs = 0;
+};
+
+Sample run_threads(const std::function<void()>& sender, const std::function<void()>& receiver) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    Sample s;
+    double t_send_end = 0, t_recv_end = 0;
+    std::thread rt([&] {
+        ready++;
+        while (!go.load()) std::this_thread::yield();
+        double c0 = thread_cpu_s();
+        receiver();
+        s.rcv_cpu = thread_cpu_s() - c0;
+        t_recv_end = now_s();
+    });
+    std::thread st([&] {
+        ready++;
+        while (!go.load()) std::this_thread::yield();
+        double c0 = thread_cpu_s();
+        sender();
+        s.snd_cpu = thread_cpu_s() - c0;
+        t_send_end = now_s();
+    });
+    while (ready.load() < 2) std::this_thread::yield();
+    double t0 = now_s();
+    go = true;
+    st.join();
+    rt.join();
+    s.wall = std::max(t_send_end, t_recv_end) - t0;
+    return s;
+}
+
+using RecvFn = int (*)(int, unsigned char*, ssize_t);
+int ours_recv(int fd, unsigned char* b, ssize_t n) { return blight_recv_blocking_into(fd, b, n); }
+
+// ---------------------------------------------------------------------------------------
+// Results.
+struct Row {
+    std::string scenario, transport, path;
+    size_t size = 0;
+    std::vector<Sample> samples;
+    double med(const std::function<double(const Sample&)>& f) const {
+        std::vector<double> v;
+        for (auto& s : samples) v.push_back(f(s));
+        return median(v);
+    }
+    double msgs_per_s() const { return med([](const Sample& s) { return s.msgs / s.wall; }); }
+    double gbps() const { return med([](const Sample& s) { return s.bytes / s.wall / 1e9; }); }
+    double snd_us_per_msg() const { return med([](const Sample& s) { return s.snd_cpu / s.msgs * 1e6; }); }
+    double rcv_us_per_msg() const { return med([](const Sample& s) { return s.rcv_cpu / s.msgs * 1e6; }); }
+    double snd_s_per_gb() const { return med([](const Sample& s) { return s.snd_cpu / s.bytes * 1e9; }); }
+    double rcv_s_per_gb() const { return med([](const Sample& s) { return s.rcv_cpu / s.bytes * 1e9; }); }
+    double snd_cpu_s() const { return med([](const Sample& s) { return s.snd_cpu; }); }
+};
+std::deque<Row> g_rows;
+
+struct Target {
+    std::string id, what;
+    double ours = NAN, ref = NAN, ratio = NAN;
+    bool at_least = true;  // ratio >= goal, else <= goal
+    double goal = 1;
+    bool pass = false;
+};
+std::vector<Target> g_targets;
+
+void target(const std::string& id, const std::string& what, double ours, double ref, bool at_least, double goal) {
+    Target t{id, what, ours, ref, ours / ref, at_least, goal, false};
+    t.pass = std::isfinite(t.ratio) && (at_least ? t.ratio >= goal : t.ratio <= goal);
+    g_targets.push_back(t);
+}
+// A target that is a measured value (not a ratio) against an absolute goal.
+void target_abs(const std::string& id, const std::string& what, double value, bool at_least, double goal) {
+    Target t{id, what, value, NAN, value, at_least, goal, false};
+    t.pass = std::isfinite(value) && (at_least ? value >= goal : value <= goal);
+    g_targets.push_back(t);
+}
+
+struct Accounting {
+    std::string scenario, transport;
+    size_t size;
+    uint64_t sent = 0;
+    blight_zerocopy_stats st{};
+};
+std::vector<Accounting> g_accounting;
+
+void add_stats(blight_zerocopy_stats& a, const blight_zerocopy_stats& b) {
+    a.zerocopy_sends += b.zerocopy_sends;
+    a.zerocopy_bytes += b.zerocopy_bytes;
+    a.kernel_copied_sends += b.kernel_copied_sends;
+    a.kernel_copied_bytes += b.kernel_copied_bytes;
+    a.splice_sends += b.splice_sends;
+    a.splice_bytes += b.splice_bytes;
+    a.copied_sends += b.copied_sends;
+    a.copied_bytes += b.copied_bytes;
+    a.enobufs_retries += b.enobufs_retries;
+    a.completed_sends += b.completed_sends;
+    a.abandoned_sends += b.abandoned_sends;
+    a.pending_sends += b.pending_sends;
+}
+
+// Runs each variant rounds() times, interleaved, the order rotating every round, after
+// one unmeasured warm-up run of each. `run(variant, warmup)` returns one sample.
+void interleave(std::vector<Row*> rows, const std::function<Sample(size_t, bool)>& run) {
+    if (opt.mode != Options::Smoke) {
+        for (size_t v = 0; v < rows.size(); v++) run(v, true);
+    }
+    for (int r = 0; r < rounds(); r++) {
+        for (size_t k = 0; k < rows.size(); k++) {
+            size_t v = (k + r) % rows.size();
+            rows[v]->samples.push_back(run(v, false));
+        }
+    }
+}
+
+Row* new_row(const std::string& scenario, const std::string& transport, const std::string& path, size_t size) {
+    g_rows.push_back(Row{scenario, transport, path, size, {}});
+    return &g_rows.back();
+}
+
+void print_rows_msgs(const std::vector<Row*>& rows) {
+    for (auto* r : rows) {
+        std::printf("  %-4s %-22s %8s %12.0f msg/s  %7.3f GB/s  snd %7.3f us/msg  rcv %7.3f us/msg\n",
+                    r->transport.c_str(), r->path.c_str(), human(r->size).c_str(), r->msgs_per_s(), r->gbps(),
+                    r->snd_us_per_msg(), r->rcv_us_per_msg());
+    }
+    std::fflush(stdout);
+}
+void print_rows_bytes(const std::vector<Row*>& rows) {
+    for (auto* r : rows) {
+        std::printf("  %-4s %-22s %8s %8.3f GB/s  snd %7.3f s/GB  rcv %7.3f s/GB  (%.0f msg/s)\n", r->transport.c_str(),
+                    r->path.c_str(), human(r->size).c_str(), r->gbps(), r->snd_s_per_gb(), r->rcv_s_per_gb(),
+                    r->msgs_per_s());
+    }
+    std::fflush(stdout);
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) oxide's pattern: a 12-byte header, then the payload, on a non-blocking AF_UNIX pair.
+struct Header {
+    uint32_t seq, size, tag;
+};
+static_assert(sizeof(Header) == 12, "oxide's header is 12 bytes");
+constexpr uint32_t kTag = 0xB1167A5Eu;
+
+void scenario_a() {
+    std::printf("(a) oxide's pattern: 12-byte header + payload, AF_UNIX SOCK_NONBLOCK pair\n");
+    const size_t msgs = scaled(15000, 200);
+    for (size_t payload : {size_t(0), size_t(64), size_t(4096)}) {
+        constexpr size_t kVariants = 16;
+        std::vector<std::vector<unsigned char>> payloads(kVariants);
+        for (size_t v = 0; v < kVariants; v++) {
+            payloads[v].resize(std::max<size_t>(payload, 1));
+            for (size_t i = 0; i < payloads[v].size(); i++) payloads[v][i] = static_cast<unsigned char>(v * 97 + i * 13 + (i >> 8));
+        }
+        std::vector<Row*> rows = {new_row("a", "unix", "reference", payload),
+                                  new_row("a", "unix", "send_blocking x2", payload),
+                                  new_row("a", "unix", "sendv_blocking", payload)};
+        interleave(rows, [&](size_t variant, bool warm) {
+            size_t n = warm ? msgs / 4 : msgs;
+            int fds[2];
+            unix_pair(fds);
+            auto sender = [&] {
+                for (size_t i = 0; i < n; i++) {
+                    Header h{uint32_t(i), uint32_t(payload), kTag ^ uint32_t(i)};
+                    unsigned char* p = payloads[i % kVariants].data();
+                    int rc;
+                    if (variant == 0) {
+                        rc = reference::send_blocking(fds[0], reinterpret_cast<unsigned char*>(&h), sizeof h);
+                        if (rc == 0 && payload > 0) rc = reference::send_blocking(fds[0], p, payload);
+                    } else if (variant == 1) {
+                        rc = blight_send_blocking(fds[0], reinterpret_cast<unsigned char*>(&h), sizeof h);
+                        if (rc == 0 && payload > 0) rc = blight_send_blocking(fds[0], p, payload);
+                    } else {
+                        iovec iov[2] = {{&h, sizeof h}, {p, payload}};
+                        rc = blight_sendv_blocking(fds[0], iov, payload > 0 ? 2 : 1);
+                    }
+                    if (rc != 0) {
+                        fail("(a) send", rc, variant);
+                        return;
+                    }
+                }
+            };
+            auto receiver = [&] {
+                RecvFn recv = variant == 0 ? reference::recv_blocking_into : ours_recv;
+                std::vector<unsigned char> buf(std::max<size_t>(payload, 1));
+                for (size_t i = 0; i < n; i++) {
+                    Header h{};
+                    int rc = recv(fds[1], reinterpret_cast<unsigned char*>(&h), sizeof h);
+                    if (rc == 0 && (h.seq != uint32_t(i) || h.size != payload || h.tag != (kTag ^ uint32_t(i)))) {
+                        fail("(a) header", h.seq, i);
+                        return;
+                    }
+                    if (rc == 0 && payload > 0) {
+                        rc = recv(fds[1], buf.data(), payload);
+                        if (rc == 0 && std::memcmp(buf.data(), payloads[i % kVariants].data(), payload) != 0) {
+                            fail("(a) payload", i, payload);
+                        }
+                    }
+                    if (rc != 0) {
+                        fail("(a) recv", rc, variant);
+                        return;
+                    }
+                    g_checked_msgs.fetch_add(1, std::memory_order_relaxed);
+                    g_checked_full.fetch_add(1, std::memory_order_relaxed);
+                }
+            };
+            Sample s = run_threads(sender, receiver);
+            s.msgs = double(n);
+            s.bytes = double(n * (sizeof(Header) + payload));
+            close_pair(fds);
+            return s;
+        });
+        print_rows_msgs(rows);
+        std::string p = std::to_string(payload) + "B";
+        target("a.rate." + p, "(a) msg rate, send_blocking x2 / reference, payload " + p, rows[1]->msgs_per_s(),
+               rows[0]->msgs_per_s(), true, 1.0);
+        target("a.cpu." + p, "(a) sender CPU/msg, send_blocking x2 / reference, payload " + p,
+               rows[1]->snd_us_per_msg(), rows[0]->snd_us_per_msg(), false, 1.0);
+        double goal = payload == 64 ? 1.6 : payload == 4096 ? 1.2 : 1.0;
+        target("a.vec.rate." + p, "(a) msg rate, sendv_blocking / reference, payload " + p, rows[2]->msgs_per_s(),
+               rows[0]->msgs_per_s(), true, goal);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// (b) A slow receiver: reads at most 64 KiB, then sleeps 1 ms. The sender's CPU for the
+// same bytes is what waiting costs. The stream carries a periodic pattern, checked.
+constexpr size_t kPeriod = 65521;  // prime: chunks never line up with it
+std::vector<unsigned char> g_stream;
+void ensure_stream(size_t max_chunk) {
+    if (g_stream.size() >= kPeriod + max_chunk) return;
+    g_stream.resize(kPeriod + max_chunk);
+    for (size_t i = 0; i < g_stream.size(); i++) {
+        size_t k = i % kPeriod;
+        g_stream[i] = static_cast<unsigned char>(k * 7 + (k >> 7) * 3 + 1);
+    }
+}
+
+void scenario_b() {
+    const size_t chunk = 16 * 1024, read_max = 64 * 1024;
+    const size_t total = scaled(4u << 20, 256 * 1024);
+    std::printf("(b) slow receiver (reads <= 64 KiB, then sleeps 1 ms): %s in %s sends, AF_UNIX\n",
+                human(total).c_str(), human(chunk).c_str());
+    ensure_stream(std::max(chunk, read_max));
+    std::vector<Row*> rows = {new_row("b", "unix", "reference", chunk), new_row("b", "unix", "send_blocking", chunk)};
+    interleave(rows, [&](size_t variant, bool warm) {
+        size_t n = warm ? total / 4 : total;
+        int fds[2];
+        unix_pair(fds);
+        auto sender = [&] {
+            for (size_t off = 0; off < n; off += chunk) {
+                size_t len = std::min(chunk, n - off);
+                const unsigned char* p = g_stream.data() + off % kPeriod;
+                int rc = variant == 0 ? reference::send_blocking(fds[0], p, len)
+                                      : blight_send_blocking(fds[0], const_cast<unsigned char*>(p), len);
+                if (rc != 0) {
+                    fail("(b) send", rc, variant);
+                    return;
+                }
+            }
+        };
+        auto receiver = [&] {
+            std::vector<unsigned char> buf(read_max);
+            size_t got = 0;
+            while (got < n) {
+                pollfd p{fds[1], POLLIN, 0};
+                poll(&p, 1, -1);
+                ssize_t r = recv(fds[1], buf.data(), read_max, MSG_DONTWAIT);
+                if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+                if (r <= 0) {
+                    fail("(b) recv", r, errno);
+                    return;
+                }
+                if (std::memcmp(buf.data(), g_stream.data() + got % kPeriod, size_t(r)) != 0) fail("(b) stream", got, r);
+                got += size_t(r);
+                g_checked_msgs.fetch_add(1, std::memory_order_relaxed);
+                timespec ms{0, 1000000};
+                nanosleep(&ms, nullptr);
+            }
+        };
+        Sample s = run_threads(sender, receiver);
+        s.bytes = double(n);
+        s.msgs = double((n + chunk - 1) / chunk);
+        close_pair(fds);
+        return s;
+    });
+    for (auto* r : rows) {
+        std::printf("  unix %-22s %8s sends  sender CPU %8.3f ms for %s (%6.3f s/GB)  wall %.3f s\n", r->path.c_str(),
+                    human(r->size).c_str(), r->snd_cpu_s() * 1e3, human(total).c_str(), r->snd_s_per_gb(),
+                    r->med([](const Sample& s) { return s.wall; }));
+    }
+    target("b.cpu", "(b) slow receiver: sender CPU, send_blocking / reference", rows[1]->snd_cpu_s(),
+           rows[0]->snd_cpu_s(), false, 0.25);
+}
+
+// ---------------------------------------------------------------------------------------
+// Large messages (c, d) and small ones through the zero-copy API (e): `size`-byte
+// messages from a pool of buffers, each stamped with its sequence number.
+enum class SendKind { Reference, Blocking, Zerocopy };
+
+struct StreamRun {
+    int fds[2];
+    size_t size, count;
+    SendKind kind;
+    RecvFn recv;
+    Pool* pool;
+    blight_zerocopy_stats stats{};
+};
+
+void stream_sender(StreamRun& r) {
+    int fd = r.fds[0];
+    Pool& pool = *r.pool;
+    size_t low_water = pool.all.size() / 2;
+    for (size_t i = 0; i < r.count; i++) {
+        unsigned char* b;
+        while ((b = pool.take()) == nullptr) {
+            // Every buffer is still in the kernel: wait for the receiver to consume one.
+            int n = blight_process_zerocopy_completions(fd, 10);
+            if (n < 0) {
+                fail("process_zerocopy_completions", n, 0);
+                return;
+            }
+        }
+        stamp(b, r.size, i);
+        int rc;
+        switch (r.kind) {
+            case SendKind::Reference:
+                rc = reference::send_blocking(fd, b, r.size);
+                pool.give(b);
+                break;
+            case SendKind::Blocking:
+                rc = blight_send_blocking(fd, b, r.size);
+                pool.give(b);
+                break;
+            case SendKind::Zerocopy: {
+                blight_buffer_id_t id = 0;
+                rc = blight_send_zerocopy(fd, b, r.size, pool_free_fn, &pool, &id);
+                if (id != 0) blight_release_buffer(id);
+                if (pool.available() < low_water) blight_process_zerocopy_completions(fd, 0);
+                break;
+            }
+        }
+        if (rc != 0) {
+            fail("stream send", rc, int(r.kind));
+            return;
+        }
+    }
+    if (r.kind == SendKind::Zerocopy) {
+        // The last buffers come back once the receiver has consumed them.
+        while (pool.available() < pool.all.size()) {
+            int n = blight_process_zerocopy_completions(fd, 100);
+            if (n < 0) {
+                fail("process_zerocopy_completions", n, 0);
+                return;
+            }
+        }
+    }
+}
+
+void stream_receiver(StreamRun& r) {
+    std::vector<unsigned char> buf(r.size);
+    for (size_t i = 0; i < r.count; i++) {
+        int rc = r.recv(r.fds[1], buf.data(), ssize_t(r.size));
+        if (rc != 0) {
+            fail("stream recv", rc, i);
+            return;
+        }
+        check_message(buf.data(), r.size, i, full_check(i));
+    }
+}
+
+Sample stream_run(bool tcp, size_t size, size_t count, SendKind kind, RecvFn recv, Pool& pool,
+                  blight_zerocopy_stats* stats) {
+    StreamRun r{};
+    if (tcp) tcp_pair(r.fds);
+    else unix_pair(r.fds);
+    r.size = size;
+    r.count = count;
+    r.kind = kind;
+    r.recv = recv;
+    r.pool = &pool;
+    Sample s = run_threads([&] { stream_sender(r); }, [&] { stream_receiver(r); });
+    s.bytes = double(size) * double(count);
+    s.msgs = double(count);
+    if (stats != nullptr) {
+        blight_zerocopy_stats st{};
+        if (blight_get_zerocopy_stats(r.fds[0], &st) == 0) add_stats(*stats, st);
+    }
+    close_pair(r.fds);
+    return s;
+}
+
+size_t pool_count(size_t size) { return size <= 64 * 1024 ? 16 : size <= (1u << 20) ? 8 : 4; }
+
+void scenario_c() {
+    std::printf("(c) large messages on AF_UNIX (SOCK_NONBLOCK pair)\n");
+    std::vector<size_t> sizes = {64 * 1024, 1u << 20, 10u << 20};
+    const size_t bytes = scaled(128u << 20, 2u << 20);
+    for (size_t size : sizes) {
+        Pool pool(pool_count(size), size);
+        size_t count = std::max<size_t>(bytes / size, opt.mode == Options::Smoke ? 2 : 8);
+        std::vector<Row*> rows = {new_row("c", "unix", "reference", size), new_row("c", "unix", "send_blocking", size),
+                                  new_row("c", "unix", "send_zerocopy", size)};
+        Accounting acc{"c", "unix", size};
+        interleave(rows, [&](size_t v, bool warm) {
+            size_t n = warm ? std::max<size_t>(count / 4, 2) : count;
+            SendKind kind = v == 0 ? SendKind::Reference : v == 1 ? SendKind::Blocking : SendKind::Zerocopy;
+            RecvFn recv = v == 0 ? reference::recv_blocking_into : ours_recv;
+            Sample s = stream_run(false, size, n, kind, recv, pool, (v == 2 && !warm) ? &acc.st : nullptr);
+            if (v == 2 && !warm) acc.sent += uint64_t(n) * size;
+            return s;
+        });
+        print_rows_bytes(rows);
+        g_accounting.push_back(acc);
+        std::string h = human(size);
+        target("c.tput." + h, "(c) throughput, send_blocking / reference, " + h, rows[1]->gbps(), rows[0]->gbps(), true, 0.95);
+        target("c.zc.cpu." + h, "(c) sender CPU/GB, send_zerocopy (splice) / reference, " + h, rows[2]->snd_s_per_gb(),
+               rows[0]->snd_s_per_gb(), false, 0.4);
+        target("c.zc.tput." + h, "(c) throughput, send_zerocopy (splice) / reference, " + h, rows[2]->gbps(),
+               rows[0]->gbps(), true, size == 64 * 1024 ? 1.2 : 1.0);
+    }
+}
+
+void scenario_d() {
+    std::printf("(d) TCP loopback: copying send vs blight_send_zerocopy (completions processed in the loop)\n");
+    std::vector<size_t> sizes = {4096, 16384, 64 * 1024, 256 * 1024, 1u << 20, 10u << 20};
+    if (opt.mode == Options::Smoke) sizes = {4096, 64 * 1024, 1u << 20};
+    const size_t bytes = scaled(64u << 20, 2u << 20);
+    for (size_t size : sizes) {
+        Pool pool(pool_count(size), size);
+        size_t count = std::max<size_t>(bytes / size, opt.mode == Options::Smoke ? 2 : 8);
+        std::vector<Row*> rows = {new_row("d", "tcp", "send_blocking", size), new_row("d", "tcp", "send_zerocopy", size)};
+        Accounting acc{"d", "tcp", size};
+        interleave(rows, [&](size_t v, bool warm) {
+            size_t n = warm ? std::max<size_t>(count / 4, 2) : count;
+            Sample s = stream_run(true, size, n, v == 0 ? SendKind::Blocking : SendKind::Zerocopy, ours_recv, pool,
+                                  (v == 1 && !warm) ? &acc.st : nullptr);
+            if (v == 1 && !warm) acc.sent += uint64_t(n) * size;
+            return s;
+        });
+        print_rows_bytes(rows);
+        g_accounting.push_back(acc);
+        if (size >= 64 * 1024) {
+            std::string h = human(size);
+            target("d.tput." + h, "(d) TCP throughput, send_zerocopy / copying send, " + h, rows[1]->gbps(),
+                   rows[0]->gbps(), true, 0.9);
+        }
+    }
+}
+
+void scenario_e() {
+    std::printf("(e) the zero-copy API on AF_UNIX small messages vs blight_send_blocking\n");
+    const size_t msgs = scaled(15000, 200);
+    for (size_t size : {size_t(12), size_t(64), size_t(512), size_t(4096)}) {
+        Pool pool(64, size);
+        std::vector<Row*> rows = {new_row("e", "unix", "send_blocking", size), new_row("e", "unix", "send_zerocopy", size)};
+        Accounting acc{"e", "unix", size};
+        interleave(rows, [&](size_t v, bool warm) {
+            size_t n = warm ? msgs / 4 : msgs;
+            Sample s = stream_run(false, size, n, v == 0 ? SendKind::Blocking : SendKind::Zerocopy, ours_recv, pool,
+                                  (v == 1 && !warm) ? &acc.st : nullptr);
+            if (v == 1 && !warm) acc.sent += uint64_t(n) * size;
+            return s;
+        });
+        print_rows_msgs(rows);
+        g_accounting.push_back(acc);
+        std::string h = human(size);
+        target("e.rate." + h, "(e) msg rate, send_zerocopy / send_blocking, AF_UNIX " + h, rows[1]->msgs_per_s(),
+               rows[0]->msgs_per_s(), true, 0.9);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// (f) Completion processing with N sends in flight: TCP loopback, threshold lowered so
+// every small send is MSG_ZEROCOPY, each send its own buffer, ids released at once; the
+// receiver drains everything; then blight_process_zerocopy_completions is timed (thread
+// CPU and wall) until every send is complete.
+void scenario_f() {
+    std::printf("(f) completion processing cost with N MSG_ZEROCOPY sends in flight (TCP loopback)\n");
+    const size_t size = 256;
+    size_t old_threshold = blight_zerocopy_threshold();
+    blight_set_zerocopy_threshold(1);
+    std::vector<size_t> ns = {100, 1000, 10000};
+    std::vector<double> per_send_cpu;
+    for (size_t n : ns) {
+        std::vector<double> cpu_ns, wall_ns, inflight;
+        int reps = rounds();
+        for (int rep = -1; rep < reps; rep++) {
+            if (rep < 0 && opt.mode == Options::Smoke) continue;
+            int fds[2];
+            tcp_pair(fds);
+            std::vector<unsigned char*> bufs(n);
+            std::atomic<size_t> freed{0};
+            struct Ctx {
+                std::atomic<size_t>* freed;
+            } ctx{&freed};
+            auto count_free = [](blight_data_t d, size_t, void* u) {
+                std::free(d);
+                static_cast<Ctx*>(u)->freed->fetch_add(1);
+            };
+            for (size_t i = 0; i < n; i++) {
+                bufs[i] = alloc_buffer(size);
+                stamp(bufs[i], size, i);
+            }
+            std::thread rt([&] {
+                std::vector<unsigned char> buf(size);
+                for (size_t i = 0; i < n; i++) {
+                    int rc = blight_recv_blocking_into(fds[1], buf.data(), size);
+                    if (rc != 0) {
+                        fail("(f) recv", rc, i);
+                        return;
+                    }
+                    check_message(buf.data(), size, i, true);
+                }
+            });
+            for (size_t i = 0; i < n; i++) {
+                blight_buffer_id_t id = 0;
+                int rc = blight_send_zerocopy(fds[0], bufs[i], size, count_free, &ctx, &id);
+                if (rc != 0) fail("(f) send", rc, i);
+                if (id != 0) blight_release_buffer(id);
+            }
+            rt.join();
+            // Let the last ACKs (which release the kernel's references) arrive first: this
+            // measures processing, not waiting.
+            usleep(20000);
+            blight_zerocopy_stats st{};
+            blight_get_zerocopy_stats(fds[0], &st);
+            size_t pending = st.pending_sends;
+            double c0 = thread_cpu_s(), t0 = now_s();
+            size_t done = 0;
+            while (done < pending) {
+                int k = blight_process_zerocopy_completions(fds[0], 1000);
+                if (k <= 0) {
+                    fail("(f) completions", k, done);
+                    break;
+                }
+                done += size_t(k);
+            }
+            double cpu = thread_cpu_s() - c0, wall = now_s() - t0;
+            close_pair(fds);
+            if (freed.load() != n) fail("(f) buffers freed", freed.load(), n);
+            if (rep < 0 || pending == 0) continue;
+            cpu_ns.push_back(cpu / pending * 1e9);
+            wall_ns.push_back(wall / pending * 1e9);
+            inflight.push_back(double(pending));
+        }
+        Row* row = new_row("f", "tcp", "process_completions", n);
+        Sample s;
+        s.msgs = median(inflight);
+        s.snd_cpu = median(cpu_ns) * 1e-9 * s.msgs;
+        s.wall = median(wall_ns) * 1e-9 * s.msgs;
+        row->samples.push_back(s);
+        std::printf("  tcp  %6zu sends, %6.0f in flight when processed: %8.1f ns CPU/completion  %8.1f ns wall/completion\n",
+                    n, median(inflight), median(cpu_ns), median(wall_ns));
+        per_send_cpu.push_back(median(cpu_ns));
+        target_abs("f.cost." + std::to_string(n), "(f) CPU per completed send (us), " + std::to_string(n) + " in flight",
+                   median(cpu_ns) / 1000.0, false, 1.0);
+    }
+    blight_set_zerocopy_threshold(old_threshold);
+    target_abs("f.flat", "(f) flatness: cost at 10000 / cost at 100 in flight", per_send_cpu.back() / per_send_cpu.front(),
+               false, 2.0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Output.
+void print_accounting() {
+    std::printf("\nByte accounting of blight_send_zerocopy (blight_get_zerocopy_stats, summed over measured runs)\n");
+    std::printf("  %-4s %-4s %8s %14s %14s %14s %14s %14s %14s  %s\n", "scn", "net", "size", "sent", "zerocopy", "(kernel copied)",
+                "splice", "copied", "zc+splice+copy", "adds up");
+    bool all_ok = true;
+    for (auto& a : g_accounting) {
+        uint64_t sum = a.st.zerocopy_bytes + a.st.splice_bytes + a.st.copied_bytes;
+        bool ok = sum == a.sent && a.st.kernel_copied_bytes <= a.st.zerocopy_bytes;
+        all_ok &= ok;
+        std::printf("  %-4s %-4s %8s %14" PRIu64 " %14" PRIu64 " %14" PRIu64 " %14" PRIu64 " %14" PRIu64 " %14" PRIu64 "  %s\n",
+                    a.scenario.c_str(), a.transport.c_str(), human(a.size).c_str(), a.sent, a.st.zerocopy_bytes,
+                    a.st.kernel_copied_bytes, a.st.splice_bytes, a.st.copied_bytes, sum, ok ? "yes" : "NO");
+    }
+    if (!g_accounting.empty()) {
+        target_abs("d.accounting", "(c,d,e) zerocopy + splice + copied bytes == bytes sent", all_ok ? 1 : 0, true, 1);
+    }
+}
+
+void print_targets() {
+    std::printf("\nTargets (ratios of medians measured in this run)\n");
+    std::printf("  %-16s %-70s %12s %12s %8s %8s  %s\n", "id", "what", "ours", "reference", "ratio", "target", "result");
+    for (auto& t : g_targets) {
+        char goal[32];
+        std::snprintf(goal, sizeof goal, "%s%.2f", t.at_least ? ">=" : "<=", t.goal);
+        char ref[32] = "-";
+        if (std::isfinite(t.ref)) std::snprintf(ref, sizeof ref, "%.4g", t.ref);
+        std::printf("  %-16s %-70s %12.4g %12s %8.3f %8s  %s\n", t.id.c_str(), t.what.c_str(), t.ours, ref, t.ratio, goal,
+                    t.pass ? "PASS" : "MISS");
+    }
+    size_t pass = std::count_if(g_targets.begin(), g_targets.end(), [](const Target& t) { return t.pass; });
+    std::printf("  %zu of %zu targets PASS\n", pass, g_targets.size());
+}
+
+std::string jnum(double v) {
+    if (!std::isfinite(v)) return "null";
+    char b[64];
+    std::snprintf(b, sizeof b, "%.6g", v);
+    return b;
+}
+
+std::string jstr(const std::string& s) {
+    std::string o = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') o += '\\';
+        o += c;
+    }
+    return o + "\"";
+}
+
+// One record per line, so that plot.sh can read it with awk.
+bool write_json(const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) {
+        std::perror(path.c_str());
+        return false;
+    }
+    utsname u{};
+    uname(&u);
+    const char* mode = opt.mode == Options::Full ? "full" : opt.mode == Options::Smoke ? "smoke" : "quick";
+    std::fprintf(f, "{\n\"mode\": \"%s\", \"rounds\": %d, \"cpus\": %u, \"kernel\": %s, \"threshold\": %zu,\n", mode,
+                 rounds(), std::thread::hardware_concurrency(), jstr(u.release).c_str(), blight_zerocopy_threshold());
+    std::fprintf(f, "\"verification\": {\"failures\": %" PRIu64 ", \"messages_checked\": %" PRIu64
+                    ", \"fully_checked\": %" PRIu64 "},\n",
+                 g_failures.load(), g_checked_msgs.load(), g_checked_full.load());
+    std::fprintf(f, "\"results\": [\n");
+    for (size_t i = 0; i < g_rows.size(); i++) {
+        const Row& r = g_rows[i];
+        std::fprintf(f,
+                     "{\"scenario\": %s, \"transport\": %s, \"path\": %s, \"size\": %zu, \"runs\": %zu, \"msgs_per_s\": %s, "
+                     "\"gb_per_s\": %s, \"snd_cpu_us_per_msg\": %s, \"rcv_cpu_us_per_msg\": %s, \"snd_cpu_s_per_gb\": %s, "
+                     "\"rcv_cpu_s_per_gb\": %s, \"snd_cpu_s\": %s}%s\n",
+                     jstr(r.scenario).c_str(), jstr(r.transport).c_str(), jstr(r.path).c_str(), r.size, r.samples.size(),
+                     jnum(r.msgs_per_s()).c_str(), jnum(r.gbps()).c_str(), jnum(r.snd_us_per_msg()).c_str(),
+                     jnum(r.rcv_us_per_msg()).c_str(), jnum(r.snd_s_per_gb()).c_str(), jnum(r.rcv_s_per_gb()).c_str(),
+                     jnum(r.snd_cpu_s()).c_str(), i + 1 < g_rows.size() ? "," : "");
+    }
+    std::fprintf(f, "],\n\"accounting\": [\n");
+    for (size_t i = 0; i < g_accounting.size(); i++) {
+        const Accounting& a = g_accounting[i];
+        std::fprintf(f,
+                     "{\"scenario\": %s, \"transport\": %s, \"size\": %zu, \"sent_bytes\": %" PRIu64 ", \"zerocopy_bytes\": %" PRIu64
+                     ", \"kernel_copied_bytes\": %" PRIu64 ", \"splice_bytes\": %" PRIu64 ", \"copied_bytes\": %" PRIu64
+                     ", \"zerocopy_sends\": %" PRIu64 ", \"kernel_copied_sends\": %" PRIu64 ", \"splice_sends\": %" PRIu64
+                     ", \"copied_sends\": %" PRIu64 ", \"enobufs_retries\": %" PRIu64 "}%s\n",
+                     jstr(a.scenario).c_str(), jstr(a.transport).c_str(), a.size, a.sent, a.st.zerocopy_bytes,
+                     a.st.kernel_copied_bytes, a.st.splice_bytes, a.st.copied_bytes, a.st.zerocopy_sends,
+                     a.st.kernel_copied_sends, a.st.splice_sends, a.st.copied_sends, a.st.enobufs_retries,
+                     i + 1 < g_accounting.size() ? "," : "");
+    }
+    std::fprintf(f, "],\n\"targets\": [\n");
+    for (size_t i = 0; i < g_targets.size(); i++) {
+        const Target& t = g_targets[i];
+        std::fprintf(f, "{\"id\": %s, \"what\": %s, \"ours\": %s, \"reference\": %s, \"ratio\": %s, \"goal\": %s%s, \"pass\": %s}%s\n",
+                     jstr(t.id).c_str(), jstr(t.what).c_str(), jnum(t.ours).c_str(), jnum(t.ref).c_str(),
+                     jnum(t.ratio).c_str(), t.at_least ? "\">=" : "\"<=", (jnum(t.goal) + "\"").c_str(),
+                     t.pass ? "true" : "false", i + 1 < g_targets.size() ? "," : "");
+    }
+    std::fprintf(f, "]\n}\n");
+    return std::fclose(f) == 0;
+}
+
+void usage() {
+    std::printf(
+        "usage: blight-bench [--full | --smoke] [--json PATH] [--only abcdef] [--rounds N] [--verify-all]\n"
+        "  (default)     quick mode, under a minute on 2 cores\n"
+        "  --full        careful numbers: 11 rounds, 4x the work per round\n"
+        "  --smoke       a few seconds: one round of everything, every message fully verified\n"
+        "  --json PATH   where the results go (default bench-results.json)\n"
+        "  --only LIST   only these scenarios, e.g. --only ac\n"
+        "  --rounds N    measured rounds per variant (interleaved)\n"
+        "  --verify-all  check the full content of every message (default: stamps on every\n"
+        "                page of every message, full content of every 16th)\n"
+        "exit code: 0 (targets MISSed included), 1 when data verification failed, 2 usage\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "--full") opt.mode = Options::Full;
+        else if (a == "--smoke") opt.mode = Options::Smoke;
+        else if (a == "--verify-all") opt.verify_all = true;
+        else if (a == "--json" && i + 1 < argc) opt.json = argv[++i];
+        else if (a == "--only" && i + 1 < argc) opt.only = std::set<char>(argv[i + 1], argv[i + 1] + std::strlen(argv[i + 1])), i++;
+        else if (a == "--rounds" && i + 1 < argc) opt.rounds = std::atoi(argv[++i]);
+        else if (a == "-h" || a == "--help") {
+            usage();
+            return 0;
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    if (opt.mode == Options::Smoke) opt.verify_all = true;
+    signal(SIGPIPE, SIG_IGN);
+    const char* mode = opt.mode == Options::Full ? "full" : opt.mode == Options::Smoke ? "smoke" : "quick";
+    std::printf("blight-bench (%s mode, %d interleaved rounds per variant, %u CPUs): ours vs the upstream algorithm\n\n",
+                mode, rounds(), std::thread::hardware_concurrency());
+    double t0 = now_s();
+    auto want = [](char c) { return opt.only.empty() || opt.only.count(c) > 0; };
+    if (want('a')) scenario_a();
+    if (want('b')) scenario_b();
+    if (want('c')) scenario_c();
+    if (want('d')) scenario_d();
+    if (want('e')) scenario_e();
+    if (want('f')) scenario_f();
+    print_accounting();
+    print_targets();
+    bool json_ok = write_json(opt.json);
+    std::printf("\nverification: %" PRIu64 " messages checked (%" PRIu64 " in full), %" PRIu64 " failures\n",
+                g_checked_msgs.load(), g_checked_full.load(), g_failures.load());
+    std::printf("results: %s%s\nelapsed: %.1f s\n", opt.json.c_str(), json_ok ? "" : " (NOT WRITTEN)", now_s() - t0);
+    if (g_failures.load() > 0) {
+        std::fprintf(stderr, "blight-bench: DATA VERIFICATION FAILED\n");
+        return 1;
+    }
+    return json_ok ? 0 : 1;
+}

@@ -45,6 +45,11 @@ fn remaining_ms(deadline: Option<Instant>) -> libc::c_int {
 /// in the error queue. Notifications are drained (completing their sends) and the wait
 /// goes on; a real error (`SO_ERROR`) is returned.
 pub fn wait_for(fd: RawFd, interest: Interest, timeout_ms: i32) -> io::Result<()> {
+    // poll() ignores a negative descriptor (no event, ever): with timeout -1 that would
+    // wait forever. It is not open, so it is -EINVAL like any other (POLLNVAL).
+    if fd < 0 {
+        return Err(error(libc::EINVAL));
+    }
     let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     let wanted = match interest {
         Interest::Read => libc::POLLIN,

@@ -61,7 +61,7 @@ set output '$out'
 set multiplot layout 1,2 title "blight-bench ($mode mode): large messages by size and path, medians of interleaved runs"
 set logscale x 2
 set xlabel 'message size (bytes)'
-set format x '%.0s%cB'
+set xtics ("4 KiB" 4096, "16 KiB" 16384, "64 KiB" 65536, "256 KiB" 262144, "1 MiB" 1048576, "4 MiB" 4194304, "10 MiB" 10485760)
 set grid
 set key top left font ',9'
 set ylabel 'throughput (GB/s)'

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's first command: builds the library (CMake drives cargo) and the benchmark,
+# then runs blight-bench in its quick mode (under a minute on 2 cores): real data through
+# every path, verified, against the upstream algorithm. Prints the table, then where the
+# JSON and the picture went.
+#   BUILD_DIR   build tree (default ./build-demo)
+#   extra arguments go to blight-bench, e.g. ./scripts/demo.sh --full
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+dir="${BUILD_DIR:-$PWD/build-demo}"
+echo "== building the library and blight-bench in $dir"
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DBLIGHT_BUILD_TESTS=OFF -DBLIGHT_BUILD_BENCH=ON >/dev/null
+cmake --build "$dir" -j"$(nproc)" --target blight-bench
+json="$dir/bench-results.json"
+echo "== running blight-bench $* (ours and the upstream algorithm alternate; medians and ratios)"
+rc=0
+"$dir/bench/blight-bench" --json "$json" "$@" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  echo "demo: blight-bench failed (exit $rc): data verification failed or a send/receive errored" >&2
+  exit "$rc"
+fi
+echo "== results"
+echo "JSON:    $json"
+if command -v gnuplot >/dev/null; then
+  picture=$("$dir/bench/plot.sh" "$json" "$dir/bench-results.svg")
+  echo "picture: $picture"
+else
+  echo "picture: not drawn (gnuplot missing: apt-get install gnuplot-nox), then: bench/plot.sh $json"
+fi

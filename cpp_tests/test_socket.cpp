@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <cstdlib>
 #include <thread>
@@ -626,6 +627,70 @@ TEST_P(UnixPairTest, SignalsDoNotShortenOrBreakAWait) {
     }
     writer.join();
     EXPECT_EQ(r, 0);
+}
+
+// ---- waiting burns no CPU (poll, not a sleep-and-retry loop) -----------------------------
+
+// Voluntary context switches of thread `tid` of this process so far, from /proc.
+long voluntary_switches(pid_t tid) {
+    std::string path = "/proc/self/task/" + std::to_string(tid) + "/status";
+    FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1) break;
+    std::fclose(f);
+    return v;
+}
+
+// While a send is stuck on a full socket with no reader, the sending thread must sleep in
+// poll (a few wake-ups at most), not retry every few microseconds (thousands of them).
+TEST_P(UnixPairTest, BlockedSendSleepsInsteadOfSpinning) {
+    Pair p = unix_pair(nonblocking());
+    std::vector<unsigned char> msg = pattern(kBig, 25);
+    std::atomic<pid_t> tid{0};
+    int r = -1;
+    std::thread sender([&] {
+        tid = static_cast<pid_t>(::syscall(SYS_gettid));
+        r = blight_send_blocking(p.a.get(), msg.data(), static_cast<ssize_t>(kBig));
+    });
+    std::this_thread::sleep_for(100ms);  // the socket is full by now
+    long before = voluntary_switches(tid.load());
+    std::this_thread::sleep_for(300ms);
+    long after = voluntary_switches(tid.load());
+    std::vector<unsigned char> got = slow_read(p.b.get(), kBig, 1u << 20, 0us);
+    if (got.size() != kBig) p.b.reset();
+    sender.join();
+    EXPECT_EQ(r, 0);
+    ASSERT_EQ(got.size(), kBig);
+    EXPECT_EQ(first_mismatch(got.data(), kBig, 25), -1);
+    ASSERT_GE(before, 0);
+    EXPECT_LT(after - before, 50) << "the blocked sender woke up " << (after - before) << " times in 300 ms";
+}
+
+TEST_P(UnixPairTest, BlockedRecvBlockingSleepsInsteadOfSpinning) {
+    Pair p = unix_pair(nonblocking());
+    std::atomic<pid_t> tid{0};
+    int r = -1;
+    Freed got;
+    std::thread receiver([&] {
+        tid = static_cast<pid_t>(::syscall(SYS_gettid));
+        r = blight_recv_blocking(p.b.get(), &got.p, 1000);
+    });
+    std::this_thread::sleep_for(50ms);
+    unsigned char first[10] = {};
+    write_in_pieces(p.a.get(), first, sizeof first, sizeof first, 0us);  // a partial message
+    std::this_thread::sleep_for(50ms);
+    long before = voluntary_switches(tid.load());
+    std::this_thread::sleep_for(300ms);
+    long after = voluntary_switches(tid.load());
+    std::vector<unsigned char> rest(990, 0);
+    write_in_pieces(p.a.get(), rest.data(), rest.size(), rest.size(), 0us);
+    receiver.join();
+    EXPECT_EQ(r, 0);
+    ASSERT_GE(before, 0);
+    EXPECT_LT(after - before, 50) << "the blocked receiver woke up " << (after - before) << " times in 300 ms";
 }
 
 // ---- 8 MiB, larger than the socket buffer -------------------------------------------------

@@ -1,0 +1,218 @@
+// Helpers shared by the zero-copy suites (test_zerocopy.cpp, test_splice.cpp): statistics,
+// bounded completion loops, a verifying reader thread, socket pairs with fixed buffer
+// sizes, and running a scenario in a forked child with a bounded wait.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+
+#include <functional>
+#include <thread>
+
+#include "libblight_protocol/socket.h"
+#include "test_util.h"
+
+namespace zc_test {
+
+using namespace blight_test;
+
+constexpr size_t kDefaultThreshold = 10240;
+
+// Every test that depends on the process-wide threshold sets it explicitly, and puts the
+// default back afterwards.
+class ThresholdTest : public ::testing::Test {
+  protected:
+    void SetUp() override { ASSERT_EQ(blight_set_zerocopy_threshold(kDefaultThreshold), 0); }
+    void TearDown() override { blight_set_zerocopy_threshold(kDefaultThreshold); }
+};
+
+inline blight_zerocopy_stats stats_of(int fd) {
+    blight_zerocopy_stats s;
+    std::memset(&s, 0xA5, sizeof s);  // every field must be written
+    int r = blight_get_zerocopy_stats(fd, &s);
+    EXPECT_EQ(r, 0) << "blight_get_zerocopy_stats(" << fd << ")";
+    return s;
+}
+
+inline uint64_t bytes_sent(const blight_zerocopy_stats& s) {
+    return s.zerocopy_bytes + s.splice_bytes + s.copied_bytes;
+}
+
+inline bool all_zero(const blight_zerocopy_stats& s) {
+    return s.zerocopy_sends == 0 && s.zerocopy_bytes == 0 && s.kernel_copied_sends == 0 &&
+           s.kernel_copied_bytes == 0 && s.splice_sends == 0 && s.splice_bytes == 0 &&
+           s.copied_sends == 0 && s.copied_bytes == 0 && s.enobufs_retries == 0 &&
+           s.completed_sends == 0 && s.abandoned_sends == 0 && s.pending_sends == 0;
+}
+
+// Calls blight_process_zerocopy_completions(fd, 100) until done() (at most `rounds` times,
+// i.e. a bounded wait, not a timing check). Fails the test on a negative result.
+inline bool process_until(int fd, const std::function<bool()>& done, int rounds = 300) {
+    for (int i = 0; i < rounds; i++) {
+        if (done()) return true;
+        int r = blight_process_zerocopy_completions(fd, 100);
+        EXPECT_GE(r, 0) << "blight_process_zerocopy_completions: " << std::strerror(-r);
+        if (r < 0) return false;
+    }
+    return done();
+}
+
+// Waits (bounded) until `fd` has `events` (or POLLERR/POLLHUP); returns revents, 0 on timeout.
+inline short poll_for(int fd, short events, int timeout_ms) {
+    pollfd p{fd, events, 0};
+    int r;
+    do {
+        r = ::poll(&p, 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    return r > 0 ? p.revents : 0;
+}
+
+// Reads `total` bytes from `fd` on its own thread and compares them with the pattern
+// stream `seed`. Each wait for data is bounded (a stuck sender fails, it does not hang);
+// the owner can also unblock it by closing the descriptor.
+class StreamReader {
+  public:
+    // With `period` != 0 the expected stream repeats: byte p is pattern byte p % period.
+    StreamReader(int fd, size_t total, uint64_t seed, size_t chunk = 256 * 1024, size_t period = 0)
+        : fd_(fd), total_(total), seed_(seed), chunk_(chunk), period_(period) {
+        thread_ = std::thread([this] { run(); });
+    }
+    ~StreamReader() { join(); }
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+    size_t received() const { return received_; }
+    long long mismatch() const { return mismatch_; }
+    const std::string& error() const { return error_; }
+
+  private:
+    void run() {
+        std::vector<unsigned char> buf(chunk_);
+        while (received_ < total_) {
+            short ev = poll_for(fd_, POLLIN, 20000);
+            if (ev == 0) {
+                error_ = "no data for 20 s";
+                return;
+            }
+            ssize_t r = ::recv(fd_, buf.data(), std::min(chunk_, total_ - received_), MSG_DONTWAIT);
+            if (r == 0) {
+                error_ = "EOF";
+                return;
+            }
+            if (r < 0) {
+                if (errno == EINTR || errno == EAGAIN) continue;
+                error_ = std::string("recv: ") + std::strerror(errno);
+                return;
+            }
+            if (mismatch_ < 0) {
+                for (size_t i = 0; i < static_cast<size_t>(r); i++) {
+                    uint64_t pos = received_ + i;
+                    if (buf[i] != pattern_byte(seed_, period_ ? pos % period_ : pos)) {
+                        mismatch_ = static_cast<long long>(pos);
+                        break;
+                    }
+                }
+            }
+            received_ += static_cast<size_t>(r);
+        }
+    }
+
+    int fd_;
+    size_t total_;
+    uint64_t seed_;
+    size_t chunk_;
+    size_t period_;
+    std::atomic<size_t> received_{0};
+    long long mismatch_ = -1;
+    std::string error_;
+    std::thread thread_;
+};
+
+// A connected TCP loopback pair whose sender has SO_SNDBUF `sndbuf` and whose receiver has
+// SO_RCVBUF `rcvbuf` set before the connection exists (so the window is negotiated small).
+inline Pair tcp_pair_sized(int family, int sndbuf, int rcvbuf) {
+    Fd listener(::socket(family, SOCK_STREAM, 0));
+    check_sys(listener.get() >= 0, "socket");
+    check_sys(::setsockopt(listener.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0, "SO_RCVBUF");
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET) {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(sockaddr_in);
+    } else {
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = in6addr_loopback;
+        len = sizeof(sockaddr_in6);
+    }
+    check_sys(::bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0, "bind");
+    check_sys(::listen(listener.get(), 1) == 0, "listen");
+    check_sys(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0, "getsockname");
+    Fd client(::socket(family, SOCK_STREAM, 0));
+    check_sys(client.get() >= 0, "socket");
+    check_sys(::setsockopt(client.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0, "SO_SNDBUF");
+    check_sys(::connect(client.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0, "connect");
+    Fd server(::accept(listener.get(), nullptr, nullptr));
+    check_sys(server.get() >= 0, "accept");
+    return Pair{std::move(client), std::move(server)};
+}
+
+inline int sockopt_int(int fd, int level, int name) {
+    int v = 0;
+    socklen_t l = sizeof v;
+    check_sys(::getsockopt(fd, level, name, &v, &l) == 0, "getsockopt");
+    return v;
+}
+
+// Runs `body` in a forked child with the default SIGPIPE disposition; the child's exit
+// code is body's return value (0 = pass; it prints its own diagnostics to stderr). The
+// parent waits at most `limit_s` seconds, then kills the child (a hang or deadlock fails,
+// it does not hang the suite). Returns the raw wait status, or -1 if the child was killed
+// for taking too long. Call only with no other threads running.
+inline int run_in_child(const std::function<int()>& body, int limit_s = 60) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = ::fork();
+    if (pid < 0) return -2;
+    if (pid == 0) {
+        ::signal(SIGPIPE, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+        int code = body();
+        fflush(stderr);
+        ::_exit(code);
+    }
+    int status = 0;
+    for (int i = 0; i < limit_s * 100; i++) {
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) return status;
+        ::usleep(10000);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return -1;
+}
+
+#define ZC_CHILD_CHECK(cond)                                                              \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "%s:%d: child check failed: %s\n", __FILE__, __LINE__, #cond); \
+            return __LINE__ % 200 + 1;                                                    \
+        }                                                                                 \
+    } while (0)
+
+inline std::string describe_status(int status) {
+    if (status == -1) return "child killed after the time limit (hang or deadlock)";
+    if (status == -2) return "fork failed";
+    if (WIFSIGNALED(status)) return std::string("child killed by signal ") + strsignal(WTERMSIG(status));
+    if (WIFEXITED(status)) return "child exited with " + std::to_string(WEXITSTATUS(status));
+    return "child status " + std::to_string(status);
+}
+
+}  // namespace zc_test

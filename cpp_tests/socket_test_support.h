@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,8 @@ namespace blight_sock_test {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+
+inline pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 inline long long elapsed_ms(Clock::time_point since) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
@@ -260,6 +263,19 @@ inline int closed_fd_number() {
     // sure anyway.
     while (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) fd++;
     return fd;
+}
+
+// Voluntary context switches of thread `tid` of this process so far, from /proc.
+inline long voluntary_switches(pid_t tid) {
+    std::string path = "/proc/self/task/" + std::to_string(tid) + "/status";
+    FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1) break;
+    std::fclose(f);
+    return v;
 }
 
 // A pair usable for TCP tests, or an empty optional-like flag when the family is missing

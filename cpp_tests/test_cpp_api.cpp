@@ -137,8 +137,10 @@ TEST_P(CppApi, WaitForReturnsTrueWhenReady) {
         write_in_pieces(p.a.get(), &c, 1, 1, 0us);
     });
     bool ready = BlightProtocol::wait_for_read(p.b.get());  // waits until the byte arrives
+    bool readable = !nothing_to_read(p.b.get());
     writer.join();
     EXPECT_TRUE(ready);
+    EXPECT_TRUE(readable) << "wait_for_read() returned before there was data";
     EXPECT_TRUE(BlightProtocol::wait_for_read(p.b.get(), 0));
 }
 

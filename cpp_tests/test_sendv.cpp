@@ -239,6 +239,30 @@ TEST_P(SendvUnix, SignalsDoNotInterruptABlockedSendv) {
     EXPECT_EQ(first_mismatch(got.data(), got.size(), 42), -1);
 }
 
+// Stuck on a full socket with no reader, the sender sleeps in poll instead of retrying.
+TEST_P(SendvUnix, BlockedSendvSleepsInsteadOfSpinning) {
+    Pair p = unix_pair(nonblocking());
+    Vector v({kHeader, 4u << 20, 7, 1u << 20}, 45);
+    std::atomic<pid_t> tid{0};
+    int r = -1;
+    std::thread sender([&] {
+        tid = current_tid();
+        r = blight_sendv_blocking(p.a.get(), v.iov.data(), v.count());
+    });
+    std::this_thread::sleep_for(100ms);
+    long before = voluntary_switches(tid.load());
+    std::this_thread::sleep_for(300ms);
+    long after = voluntary_switches(tid.load());
+    std::vector<unsigned char> got = slow_read(p.b.get(), v.bytes.size(), 1u << 20, 0us);
+    if (got.size() != v.bytes.size()) p.b.reset();
+    sender.join();
+    EXPECT_EQ(r, 0);
+    ASSERT_EQ(got.size(), v.bytes.size());
+    EXPECT_EQ(first_mismatch(got.data(), got.size(), 45), -1);
+    ASSERT_GE(before, 0);
+    EXPECT_LT(after - before, 50) << "the blocked sender woke up " << (after - before) << " times in 300 ms";
+}
+
 // ---- errors ------------------------------------------------------------------------------------
 
 TEST_P(SendvUnix, BadArgumentsAreEinvalAndSendNothing) {

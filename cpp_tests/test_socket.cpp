@@ -398,8 +398,10 @@ TEST_P(UnixPairTest, WaitForReadForeverWakesWhenDataArrives) {
         write_in_pieces(p.a.get(), &c, 1, 1, 0us);
     });
     int r = blight_wait_for_read(p.b.get(), -1);
+    bool readable = !nothing_to_read(p.b.get());  // before the writer is joined
     writer.join();
     EXPECT_EQ(r, 0);
+    EXPECT_TRUE(readable) << "wait_for_read(-1) returned before there was data";
 }
 
 TEST_P(UnixPairTest, HangUpWithNoDataIsEconnreset) {
@@ -631,19 +633,6 @@ TEST_P(UnixPairTest, SignalsDoNotShortenOrBreakAWait) {
 
 // ---- waiting burns no CPU (poll, not a sleep-and-retry loop) -----------------------------
 
-// Voluntary context switches of thread `tid` of this process so far, from /proc.
-long voluntary_switches(pid_t tid) {
-    std::string path = "/proc/self/task/" + std::to_string(tid) + "/status";
-    FILE* f = std::fopen(path.c_str(), "r");
-    if (!f) return -1;
-    char line[256];
-    long v = -1;
-    while (std::fgets(line, sizeof line, f))
-        if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1) break;
-    std::fclose(f);
-    return v;
-}
-
 // While a send is stuck on a full socket with no reader, the sending thread must sleep in
 // poll (a few wake-ups at most), not retry every few microseconds (thousands of them).
 TEST_P(UnixPairTest, BlockedSendSleepsInsteadOfSpinning) {
@@ -652,7 +641,7 @@ TEST_P(UnixPairTest, BlockedSendSleepsInsteadOfSpinning) {
     std::atomic<pid_t> tid{0};
     int r = -1;
     std::thread sender([&] {
-        tid = static_cast<pid_t>(::syscall(SYS_gettid));
+        tid = current_tid();
         r = blight_send_blocking(p.a.get(), msg.data(), static_cast<ssize_t>(kBig));
     });
     std::this_thread::sleep_for(100ms);  // the socket is full by now
@@ -675,7 +664,7 @@ TEST_P(UnixPairTest, BlockedRecvBlockingSleepsInsteadOfSpinning) {
     int r = -1;
     Freed got;
     std::thread receiver([&] {
-        tid = static_cast<pid_t>(::syscall(SYS_gettid));
+        tid = current_tid();
         r = blight_recv_blocking(p.b.get(), &got.p, 1000);
     });
     std::this_thread::sleep_for(50ms);

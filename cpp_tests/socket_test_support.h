@@ -31,6 +31,11 @@ using namespace std::chrono_literals;
 
 inline pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
+// Waits (bounded) until another thread has published its id in `tid`.
+inline void wait_for_tid(const std::atomic<pid_t>& tid) {
+    for (int i = 0; i < 5000 && tid.load() == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
 inline long long elapsed_ms(Clock::time_point since) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
 }

@@ -249,6 +249,7 @@ TEST_P(SendvUnix, BlockedSendvSleepsInsteadOfSpinning) {
         tid = current_tid();
         r = blight_sendv_blocking(p.a.get(), v.iov.data(), v.count());
     });
+    wait_for_tid(tid);
     std::this_thread::sleep_for(100ms);
     long before = voluntary_switches(tid.load());
     std::this_thread::sleep_for(300ms);

@@ -104,7 +104,7 @@ TEST_P(UnixPairTest, RecvSucceedsWhenDataArrivesWithinTheAttempts) {
     Pair p = unix_pair(nonblocking());
     auto msg = pattern(64, 5);
     std::thread writer([&] {
-        std::this_thread::sleep_for(80ms);  // well inside 5 x 50 ms
+        std::this_thread::sleep_for(20ms);  // well inside 5 x 50 ms
         write_in_pieces(p.a.get(), msg.data(), msg.size(), msg.size(), 0us);
     });
     Freed got;
@@ -644,6 +644,7 @@ TEST_P(UnixPairTest, BlockedSendSleepsInsteadOfSpinning) {
         tid = current_tid();
         r = blight_send_blocking(p.a.get(), msg.data(), static_cast<ssize_t>(kBig));
     });
+    wait_for_tid(tid);
     std::this_thread::sleep_for(100ms);  // the socket is full by now
     long before = voluntary_switches(tid.load());
     std::this_thread::sleep_for(300ms);
@@ -667,6 +668,7 @@ TEST_P(UnixPairTest, BlockedRecvBlockingSleepsInsteadOfSpinning) {
         tid = current_tid();
         r = blight_recv_blocking(p.b.get(), &got.p, 1000);
     });
+    wait_for_tid(tid);
     std::this_thread::sleep_for(50ms);
     unsigned char first[10] = {};
     write_in_pieces(p.a.get(), first, sizeof first, sizeof first, 0us);  // a partial message

@@ -3,6 +3,7 @@
 //!
 //! Locks: the registry map, then (never while holding it) a socket's `send` → `state` →
 //! [`TABLE`]. Callers' `free_fn`s run after every lock is dropped.
+pub mod fast_hash;
 pub mod notify;
 pub mod send;
 pub mod socket_state;
@@ -16,7 +17,7 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use socket_state::{Path, SocketEntry, Stats};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use fast_hash::IntMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use table::{BufferTable, Freed};
 
 pub static TABLE: Lazy<Mutex<BufferTable>> = Lazy::new(|| Mutex::new(BufferTable::default()));
-static SOCKETS: Lazy<Mutex<HashMap<RawFd, Arc<SocketEntry>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+static SOCKETS: Lazy<Mutex<IntMap<RawFd, Arc<SocketEntry>>>> = Lazy::new(|| Mutex::new(IntMap::default()));
 /// Statistics of sockets that were forgotten (or found closed and reused).
 static RETIRED: Lazy<Mutex<Stats>> = Lazy::new(|| Mutex::new(Stats::default()));
 

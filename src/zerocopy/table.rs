@@ -4,7 +4,7 @@
 //! Ids count up from 1 and are never reused (2^64 ids outlast any process), so a stale id
 //! is always "unknown", never someone else's buffer. The table decides *when* a buffer is
 //! free; the caller's `free_fn` runs later, outside the table's lock, through [`Freed`].
-use std::collections::HashMap;
+use super::fast_hash::IntMap;
 use std::ffi::c_void;
 
 /// The caller's deallocator: `free_fn(data, size, user)`.
@@ -53,12 +53,12 @@ pub struct UnknownId;
 #[derive(Debug)]
 pub struct BufferTable {
     next_id: u64,
-    buffers: HashMap<u64, Buffer>,
+    buffers: IntMap<u64, Buffer>,
 }
 
 impl Default for BufferTable {
     fn default() -> Self {
-        BufferTable { next_id: 1, buffers: HashMap::new() }
+        BufferTable { next_id: 1, buffers: IntMap::default() }
     }
 }
 

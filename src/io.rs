@@ -146,28 +146,40 @@ pub fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 
 /// Sends every byte of a gather list or fails, resuming a partial write mid-vector.
 ///
-/// A single buffer goes through `send(2)`, which is cheaper than `sendmsg(2)`.
-pub fn sendv_all(fd: RawFd, bufs: &[&[u8]]) -> io::Result<()> {
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(bufs.len());
-    iov.extend(bufs.iter().filter(|b| !b.is_empty()).map(|b| libc::iovec {
-        iov_base: b.as_ptr() as *mut libc::c_void,
-        iov_len: b.len(),
-    }));
+/// Every entry must describe readable memory (the C boundary checked them). Lists of up
+/// to 8 non-empty entries (header + payload is 2) are copied to the stack, not the heap.
+/// Once one buffer is left it goes through `send(2)`, which is cheaper than `sendmsg(2)`.
+pub fn sendv_all(fd: RawFd, iov: &[libc::iovec]) -> io::Result<()> {
+    const INLINE: usize = 8;
+    let empty = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
+    let mut inline = [empty; INLINE];
+    let mut heap = Vec::new();
+    let count = iov.iter().filter(|v| v.iov_len > 0).count();
+    let list: &mut [libc::iovec] = if count <= INLINE {
+        &mut inline[..count]
+    } else {
+        heap.resize(count, empty);
+        &mut heap
+    };
+    for (dst, src) in list.iter_mut().zip(iov.iter().filter(|v| v.iov_len > 0)) {
+        *dst = *src;
+    }
     let mut first = 0;
-    while first < iov.len() {
-        if first + 1 == iov.len() {
-            // SAFETY: the iovec was made from a live slice in `bufs` and only advanced within it.
-            let last = unsafe { std::slice::from_raw_parts(iov[first].iov_base as *const u8, iov[first].iov_len) };
+    while first < list.len() {
+        if first + 1 == list.len() {
+            // SAFETY: the entry describes readable memory (checked at the C boundary) and
+            // was only advanced within it.
+            let last = unsafe { std::slice::from_raw_parts(list[first].iov_base as *const u8, list[first].iov_len) };
             return send_all(fd, last);
         }
-        let mut sent = retry_send(fd, || sys::sendmsg(fd, &iov[first..], libc::MSG_NOSIGNAL))?;
+        let mut sent = retry_send(fd, || sys::sendmsg(fd, &list[first..], libc::MSG_NOSIGNAL))?;
         while sent > 0 {
-            let head = &mut iov[first];
+            let head = &mut list[first];
             if sent >= head.iov_len {
                 sent -= head.iov_len;
                 first += 1;
             } else {
-                // SAFETY: advancing within the same slice, `sent < iov_len`.
+                // SAFETY: advancing within the same entry, `sent < iov_len`.
                 head.iov_base = unsafe { (head.iov_base as *mut u8).add(sent) }.cast();
                 head.iov_len -= sent;
                 sent = 0;

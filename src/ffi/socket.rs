@@ -113,18 +113,12 @@ pub extern "C" fn blight_sendv_blocking(fd: c_int, iov: *const libc::iovec, coun
         }
         // SAFETY: the caller passes `count` iovecs at `iov` (checked non-null).
         let iov = unsafe { std::slice::from_raw_parts(iov, count as usize) };
-        let mut bufs: Vec<&[u8]> = Vec::with_capacity(iov.len());
         for (i, v) in iov.iter().enumerate() {
-            if v.iov_len == 0 {
-                continue;
-            }
-            if v.iov_base.is_null() || v.iov_len > isize::MAX as usize {
+            if v.iov_len > 0 && (v.iov_base.is_null() || v.iov_len > isize::MAX as usize) {
                 return Err(caller_error(NAME, libc::EINVAL, format_args!("bad entry {i}")));
             }
-            // SAFETY: each entry describes `iov_len` readable bytes (checked non-null).
-            bufs.push(unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) });
         }
-        io::sendv_all(fd, &bufs).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+        io::sendv_all(fd, iov).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
     })
 }
 

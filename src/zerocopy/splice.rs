@@ -46,7 +46,6 @@ pub fn send(
 ) -> std::io::Result<usize> {
     // splice builds its own msghdr without MSG_NOSIGNAL: keep a closed peer's SIGPIPE away.
     let mut sigpipe = sys::SigpipeBlock::new();
-    complete_consumed(entry, 0).ok();
     let mut off = 0;
     while data.len() - off >= threshold {
         let pipe = match take_pipe(entry, side) {

@@ -107,6 +107,14 @@ fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
                 let stale = sockets.remove(&fd);
                 let found = (create && is_socket).then(|| {
                     let e = Arc::new(SocketEntry::probe(fd, inode));
+                    // Another descriptor of this same socket (dup, fork) is registered: the
+                    // kernel's notification ids and SIOCOUTQ are per socket, so two entries
+                    // sending zero-copy would credit completions to the wrong sends. Only the
+                    // first entry sends zero-copy; this one copies.
+                    if sockets.values().any(|o| o.inode == inode) {
+                        log::debug!("fd {fd}: its socket is registered under another descriptor; copying on this one");
+                        e.state.lock().path = Path::Copy;
+                    }
                     sockets.insert(fd, e.clone());
                     e
                 });

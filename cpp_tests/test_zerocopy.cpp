@@ -639,6 +639,42 @@ TEST_F(ZeroCopy, DupToTheNumberOfALiveSocketAlsoStartsFresh) {
     EXPECT_EQ(bytes_sent(stats_of(p.a.get())), 50000u);
 }
 
+// Two descriptors of one socket (dup, or inherited): the kernel counts MSG_ZEROCOPY
+// notification ids per socket, not per descriptor. A send through the second descriptor
+// must not shift the ids of the first, or a completion is credited to the wrong send.
+TEST_F(ZeroCopy, DupDescriptorsOfOneSocketNeverCompleteTheWrongSend) {
+    std::vector<unsigned char> x = pattern(65536, 57, 0), y = pattern(65536, 57, 65536), z = pattern(65536, 57, 131072);
+    Pair p = stuck_tcp_pair();
+    Fd d(::dup(p.a.get()));
+    ASSERT_GE(d.get(), 0);
+    stats_of(d.get());
+    // X through a, then Y through d, each read in full by the receiver before the next send
+    // (so the kernel gives each its own notification); then Z through a, which the receiver
+    // does not read: with a receive window of a few KiB, the kernel still holds most of Z.
+    blight_buffer_id_t ix = 0, iy = 0, iz = 0;
+    ASSERT_EQ(blight_send_zerocopy(p.a.get(), x.data(), 65536, nullptr, nullptr, &ix), 0);
+    ASSERT_EQ(read_exactly(p.b.get(), 65536), x);
+    ASSERT_EQ(blight_send_zerocopy(d.get(), y.data(), 65536, nullptr, nullptr, &iy), 0);
+    ASSERT_EQ(read_exactly(p.b.get(), 65536), y);
+    ASSERT_EQ(blight_send_zerocopy(p.a.get(), z.data(), 65536, nullptr, nullptr, &iz), 0);
+    for (int i = 0; i < 300 && (blight_buffer_in_flight(ix) != 0 || blight_buffer_in_flight(iy) != 0); i++) {
+        ASSERT_GE(blight_process_zerocopy_completions(p.a.get(), 50), 0);
+        ASSERT_GE(blight_process_zerocopy_completions(d.get(), 50), 0);
+    }
+    EXPECT_EQ(blight_buffer_in_flight(ix), 0);
+    EXPECT_EQ(blight_buffer_in_flight(iy), 0);
+    EXPECT_GE(blight_buffer_in_flight(iz), 1) << "Z reported complete while the kernel still holds it";
+    // What the API allows once in_flight is 0 must not reach the receiver.
+    if (blight_buffer_in_flight(iz) == 0) std::fill(z.begin(), z.end(), 0);
+    EXPECT_EQ(read_exactly(p.b.get(), 65536), pattern(65536, 57, 131072));
+    EXPECT_TRUE(process_until(p.a.get(), [&] { return blight_buffer_in_flight(iz) == 0; }, 100));
+    for (blight_buffer_id_t id : {ix, iy, iz}) EXPECT_EQ(blight_release_buffer(id), 0);
+    for (blight_buffer_id_t id : {ix, iy, iz}) EXPECT_EQ(blight_buffer_in_flight(id), -ENOENT);
+    blight_zerocopy_stats sa = stats_of(p.a.get()), sd = stats_of(d.get());
+    EXPECT_EQ(bytes_sent(sa) + bytes_sent(sd), 3u * 65536);
+    EXPECT_EQ(sa.pending_sends + sd.pending_sends, 0u);
+}
+
 // ---- AF_UNIX: the error queue is the data ----------------------------------------------
 
 TEST_F(ZeroCopy, CompletionsOnUnixSocketWithUnreadDataLeaveEveryByte) {

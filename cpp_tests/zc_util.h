@@ -133,10 +133,14 @@ class StreamReader {
 
 // A connected TCP loopback pair whose sender has SO_SNDBUF `sndbuf` and whose receiver has
 // SO_RCVBUF `rcvbuf` set before the connection exists (so the window is negotiated small).
+// The MSS is 1400 bytes, as on Ethernet: loopback's 64 KiB MSS is larger than a small
+// window, and the sender would then trickle data out on the persist timer.
 inline Pair tcp_pair_sized(int family, int sndbuf, int rcvbuf) {
+    const int mss = 1400;
     Fd listener(::socket(family, SOCK_STREAM, 0));
     check_sys(listener.get() >= 0, "socket");
     check_sys(::setsockopt(listener.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0, "SO_RCVBUF");
+    check_sys(::setsockopt(listener.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) == 0, "TCP_MAXSEG");
     sockaddr_storage ss{};
     socklen_t len;
     if (family == AF_INET) {
@@ -156,6 +160,7 @@ inline Pair tcp_pair_sized(int family, int sndbuf, int rcvbuf) {
     Fd client(::socket(family, SOCK_STREAM, 0));
     check_sys(client.get() >= 0, "socket");
     check_sys(::setsockopt(client.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0, "SO_SNDBUF");
+    check_sys(::setsockopt(client.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) == 0, "TCP_MAXSEG");
     check_sys(::connect(client.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0, "connect");
     Fd server(::accept(listener.get(), nullptr, nullptr));
     check_sys(server.get() >= 0, "accept");

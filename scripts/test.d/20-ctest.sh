@@ -2,7 +2,7 @@
 # The C++ suite (GoogleTest) and the plain-C test, through CMake and ctest.
 set -euo pipefail
 dir="$BUILD_ROOT/release"
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DBLIGHT_CARGO_TARGET_DIR="$BUILD_ROOT/cargo" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
 nm -D --defined-only "$dir/lib/libblight_socket.so" | awk '{print $3}' | sort > "$dir/exports.txt"
 for f in blight_recv blight_recv_blocking blight_send_blocking blight_wait_for_send blight_wait_for_read; do

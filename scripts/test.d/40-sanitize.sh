@@ -4,7 +4,7 @@
 # options that make any report fatal, and the stress test for a shortened run.
 set -euo pipefail
 dir="$BUILD_ROOT/asan"
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBLIGHT_SANITIZE=ON \
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBLIGHT_SANITIZE=ON -DBLIGHT_CARGO_TARGET_DIR="$BUILD_ROOT/cargo" \
   -DBLIGHT_BUILD_BENCH=OFF -DBLIGHT_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$dir" -j2
 # allocator_may_return_null: the bad-input tests ask for SSIZE_MAX bytes and expect -ENOMEM.

@@ -219,7 +219,8 @@ int blight_send_zerocopy(int fd,
  * (0: do not wait, -1: forever). On AF_UNIX sockets this never reads socket data.
  *
  * Returns the number of sends completed (>= 0), or a negative errno (`-EBADF`,
- * `-ENOTSOCK`).
+ * `-ENOTSOCK`, or a socket error found in the error queue, such as an ICMP error with
+ * `IP_RECVERR`: reading it cleared `SO_ERROR`; the completions read with it still count).
  */
 int blight_process_zerocopy_completions(int fd, int timeout);
 

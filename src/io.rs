@@ -86,7 +86,7 @@ pub fn wait_for(fd: RawFd, interest: Interest, timeout_ms: i32) -> io::Result<()
             return Err(error(libc::ECONNRESET));
         }
         if revents & libc::POLLERR != 0 {
-            if crate::zerocopy::drain_error_queue(fd) {
+            if crate::zerocopy::drain_error_queue(fd)? {
                 continue;
             }
             match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {

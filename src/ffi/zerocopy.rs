@@ -130,7 +130,8 @@ pub extern "C" fn blight_send_zerocopy(
 /// (0: do not wait, -1: forever). On AF_UNIX sockets this never reads socket data.
 ///
 /// Returns the number of sends completed (>= 0), or a negative errno (`-EBADF`,
-/// `-ENOTSOCK`).
+/// `-ENOTSOCK`, or a socket error found in the error queue, such as an ICMP error with
+/// `IP_RECVERR`: reading it cleared `SO_ERROR`; the completions read with it still count).
 #[no_mangle]
 pub extern "C" fn blight_process_zerocopy_completions(fd: c_int, timeout: c_int) -> c_int {
     const NAME: &str = "blight_process_zerocopy_completions";

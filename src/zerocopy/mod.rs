@@ -174,19 +174,33 @@ pub fn send(
 
 /// Reads every message waiting in the error queue and completes the sends their
 /// notifications cover. Returns how many messages it read and how many sends completed.
+///
+/// A real error in the queue (`ee_errno != 0`: an ICMP error with `IP_RECVERR`, ...) is
+/// returned as `Err` once the queue is drained: reading it cleared the socket's `SO_ERROR`,
+/// so this call is the only one that can still report it.
 pub(crate) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, usize)> {
     let (mut read, mut completed) = (0, 0);
     let mut notes: Vec<Notification> = Vec::new();
+    let mut real_error: Option<i32> = None;
+    let finish = |read, completed, real_error: Option<i32>| match real_error {
+        Some(code) => Err(error(code)),
+        None => Ok((read, completed)),
+    };
     loop {
         notes.clear();
         let flags = sys::recv_error_queue(entry.fd, |level, kind, ee| match Notification::decode(level, kind, ee) {
             Some(n) => notes.push(n),
-            None => log::debug!(
-                "fd {}: error queue message that is not a zero-copy completion (origin {}, errno {})",
-                entry.fd,
-                ee.ee_origin,
-                ee.ee_errno
-            ),
+            None => {
+                log::debug!(
+                    "fd {}: error queue message that is not a zero-copy completion (origin {}, errno {})",
+                    entry.fd,
+                    ee.ee_origin,
+                    ee.ee_errno
+                );
+                if ee.ee_errno != 0 && real_error.is_none() {
+                    real_error = Some(ee.ee_errno as i32);
+                }
+            }
         });
         match flags {
             Ok(flags) => {
@@ -196,10 +210,10 @@ pub(crate) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, us
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok((read, completed)),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return finish(read, completed, real_error),
             Err(e) if read > 0 => {
                 log::debug!("fd {}: error queue read failed after {read} messages: {e}", entry.fd);
-                return Ok((read, completed));
+                return finish(read, completed, real_error);
             }
             Err(e) => return Err(e),
         }
@@ -286,13 +300,14 @@ pub fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
 }
 
 /// For [`crate::io::wait_for`]: drains the error queue of `fd` if it is a `MSG_ZEROCOPY`
-/// socket of ours. Returns false if nothing was in it: `POLLERR` has another cause.
-pub fn drain_error_queue(fd: RawFd) -> bool {
+/// socket of ours. Returns false if nothing was in it: `POLLERR` has another cause; an
+/// error if a real error was in it (see [`drain_error_queue_of`]).
+pub fn drain_error_queue(fd: RawFd) -> io::Result<bool> {
     match lookup(fd, false) {
         Ok(Some(entry)) if entry.state.lock().path == Path::MsgZerocopy => {
-            matches!(drain_error_queue_of(&entry), Ok((read, _)) if read > 0)
+            drain_error_queue_of(&entry).map(|(read, _)| read > 0)
         }
-        _ => false,
+        _ => Ok(false),
     }
 }
 

@@ -761,6 +761,65 @@ TEST_F(ZeroCopy, WaitIsNotFooledByPendingNotifications) {
     }
 }
 
+// POLLERR from a real error (ICMP port unreachable on a connected UDP socket) while
+// notifications also wait: the waits report the error, they neither time out nor spin.
+// With IP_RECVERR, the ICMP error sits in the error queue next to the notifications and
+// must not be taken for one.
+TEST_F(ZeroCopy, RealSocketErrorBesideNotificationsIsReported) {
+    for (bool recverr : {false, true}) {
+        for (int family : {AF_INET, AF_INET6}) {
+            SCOPED_TRACE(std::string(family == AF_INET ? "udp4" : "udp6") + (recverr ? " IP_RECVERR" : ""));
+            Pair p = udp_pair(family);
+            if (recverr) {
+                int on = 1;
+                if (family == AF_INET) {
+                    ASSERT_EQ(::setsockopt(p.a.get(), SOL_IP, IP_RECVERR, &on, sizeof on), 0);
+                } else {
+                    ASSERT_EQ(::setsockopt(p.a.get(), SOL_IPV6, IPV6_RECVERR, &on, sizeof on), 0);
+                }
+            }
+            p.b.reset();  // nobody listens on that port any more
+            FreeCounter fc;
+            blight_buffer_id_t id = send_new(p.a.get(), 20000, 75, 0, fc, false);
+            ASSERT_NE(id, 0u);
+            EXPECT_GE(blight_buffer_in_flight(id), 1);
+            bool err = false;
+            for (int i = 0; i < 200 && !err; i++) err = (poll_for(p.a.get(), 0, 100) & POLLERR) != 0;
+            ASSERT_TRUE(err);
+            EXPECT_EQ(blight_wait_for_read(p.a.get(), 5000), -ECONNREFUSED);
+            // More sends: each is either sent or refused, and always gets an id.
+            std::vector<blight_buffer_id_t> ids = {id};
+            for (int i = 0; i < 4; i++) {
+                blight_buffer_id_t more = 0;
+                int r = blight_send_zerocopy(p.a.get(), new_pattern(20000, 76 + i), 20000, count_and_delete, &fc, &more);
+                EXPECT_TRUE(r == 0 || r == -ECONNREFUSED) << std::strerror(-r);
+                EXPECT_NE(more, 0u);
+                ids.push_back(more);
+                ::usleep(1000);
+            }
+            for (blight_buffer_id_t i : ids) EXPECT_EQ(blight_release_buffer(i), 0);
+            // With IP_RECVERR the later ICMP errors are in the error queue too: completion
+            // processing reports them (reading them cleared SO_ERROR), and goes on.
+            int reported = 0;
+            for (int i = 0; i < 300 && fc.calls < 5; i++) {
+                int r = blight_process_zerocopy_completions(p.a.get(), 100);
+                if (r == -ECONNREFUSED && recverr) {
+                    reported++;
+                } else {
+                    ASSERT_GE(r, 0) << std::strerror(-r);
+                }
+            }
+            EXPECT_EQ(fc.calls, 5);
+            RecordProperty(recverr ? "errors_reported_with_recverr" : "errors_reported", reported);
+            blight_zerocopy_stats s = stats_of(p.a.get());
+            EXPECT_EQ(s.pending_sends, 0u);
+            EXPECT_EQ(s.completed_sends, s.zerocopy_sends);
+            EXPECT_LE(bytes_sent(s), 5u * 20000);
+            EXPECT_GE(bytes_sent(s), 20000u);
+        }
+    }
+}
+
 // ---- statistics ----------------------------------------------------------------------
 
 TEST_F(ZeroCopy, LoopbackIsReportedCopiedAndTheSocketSwitchesToCopying) {

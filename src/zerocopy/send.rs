@@ -1,7 +1,7 @@
 //! Choosing the path of each chunk of a zero-copy send and keeping the counters honest.
 use super::notify::PendingSend;
 use super::socket_state::{Path, SocketEntry};
-use super::{splice, threshold, TABLE};
+use super::{splice, TABLE};
 use crate::io;
 use crate::sys;
 use std::os::fd::RawFd;
@@ -11,10 +11,11 @@ const ENOBUFS_RETRIES: u32 = 4;
 /// How long an `ENOBUFS` retry waits for a notification to free option memory.
 const ENOBUFS_WAIT_MS: i32 = 10;
 
-/// Sends all of `data` (registered as buffer `id`) on the socket of `entry`.
-pub fn send_buffer(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result<()> {
+/// Sends all of `data` (registered as buffer `id`) on the socket of `entry`; chunks under
+/// `threshold` bytes are copied (`usize::MAX`: copy everything).
+pub fn send_buffer(entry: &SocketEntry, id: u64, data: &[u8], threshold: usize) -> std::io::Result<()> {
     let mut side = entry.send.lock();
-    let threshold = threshold().max(1);
+    let threshold = threshold.max(1);
     let mut off = 0;
     while off < data.len() {
         let rest = &data[off..];

@@ -91,6 +91,20 @@ impl SocketState {
     }
 }
 
+/// Environment variable that turns the splice path off (`BLIGHT_SOCKET_SPLICE=0`): AF_UNIX
+/// stream sockets then copy. The splice path is safe only with a peer that reads the socket
+/// (`read`, `recv`, `recvmsg`): a peer that `splice(2)`s out of it keeps references to the
+/// sender's pages after `SIOCOUTQ` says they were consumed, and would see what the sender
+/// later writes in that memory. Turn it off when the peer is not trusted.
+pub const SPLICE_ENV: &str = "BLIGHT_SOCKET_SPLICE";
+
+fn splice_allowed() -> bool {
+    static ALLOWED: once_cell::sync::Lazy<bool> = once_cell::sync::Lazy::new(|| {
+        !matches!(std::env::var(SPLICE_ENV).as_deref().map(str::trim), Ok("0" | "off" | "no" | "false"))
+    });
+    *ALLOWED
+}
+
 /// What only the sending thread touches; its mutex also serializes zero-copy sends on the
 /// socket, so that one buffer's chunks are contiguous in the stream.
 #[derive(Debug, Default)]
@@ -118,7 +132,11 @@ impl SocketEntry {
         let domain = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(-1);
         let kind = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE).unwrap_or(-1);
         let path = if domain == libc::AF_UNIX && kind == libc::SOCK_STREAM {
-            Path::Splice
+            if splice_allowed() {
+                Path::Splice
+            } else {
+                Path::Copy
+            }
         } else {
             match sys::setsockopt_int(fd, libc::SOL_SOCKET, sys::SO_ZEROCOPY, 1) {
                 Ok(()) => Path::MsgZerocopy,

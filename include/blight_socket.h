@@ -190,8 +190,9 @@ int blight_recv_blocking_into(int fd, unsigned char *buf, ssize_t size);
 /**
  * Sends all `size` bytes of `data`, blocking like `blight_send_blocking`, without
  * copying them where the kernel allows it: `MSG_ZEROCOPY` on TCP and UDP (IPv4, IPv6),
- * vmsplice/splice on AF_UNIX stream sockets; chunks under the threshold
- * (`blight_set_zerocopy_threshold`) and other sockets are copied.
+ * vmsplice/splice on AF_UNIX stream sockets (only with a peer that reads the socket
+ * rather than splicing from it; `BLIGHT_SOCKET_SPLICE=0` turns this path off); chunks
+ * under the threshold (`blight_set_zerocopy_threshold`) and other sockets are copied.
  *
  * On success and on a send error, `*id` names the buffer and the library owns `data`:
  * it calls `free_fn(data, size, user)` exactly once, after the caller released `*id`
@@ -253,7 +254,10 @@ int blight_forget_socket(int fd);
 /**
  * Fills `*stats` with the statistics of socket `fd` (zeros for a socket never used with
  * `blight_send_zerocopy`), or of the whole process, forgotten sockets included, with
- * `fd == -1`.
+ * `fd == -1`. Buffers under the threshold on a known descriptor are copied without
+ * re-checking the socket's identity: if a socket was closed without
+ * `blight_forget_socket` and its number reused, such copies may be counted in the old
+ * socket's statistics (the process totals stay exact).
  *
  * Returns 0, or `-EINVAL` for a null `stats`, `-EBADF`/`-ENOTSOCK`.
  */

@@ -66,53 +66,56 @@ inline Pair unix_pair(bool nonblocking = false, int type = SOCK_STREAM) {
     return Pair{Fd(sv[0]), Fd(sv[1])};
 }
 
-// A connected TCP pair over loopback (AF_INET or AF_INET6).
-inline Pair tcp_pair(int family = AF_INET, bool nonblocking = false) {
-    Fd listener(::socket(family, SOCK_STREAM, 0));
-    check_sys(listener.get() >= 0, "socket");
-    sockaddr_storage ss{};
-    socklen_t len;
+// The loopback address of `family` (AF_INET or AF_INET6), any port; returns its length.
+inline socklen_t loopback_address(int family, sockaddr_storage& ss) {
+    ss = sockaddr_storage{};
     if (family == AF_INET) {
         auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
         sin->sin_family = AF_INET;
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(sockaddr_in);
-    } else {
-        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_addr = in6addr_loopback;
-        len = sizeof(sockaddr_in6);
+        return sizeof(sockaddr_in);
     }
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_addr = in6addr_loopback;
+    return sizeof(sockaddr_in6);
+}
+
+// A connected TCP pair over loopback. `on_listener(fd)` and `on_client(fd)` may set
+// options that must exist before the connection (buffer sizes, MSS).
+template <class OnListener, class OnClient>
+inline Pair tcp_pair_with(int family, OnListener on_listener, OnClient on_client) {
+    Fd listener(::socket(family, SOCK_STREAM, 0));
+    check_sys(listener.get() >= 0, "socket");
+    on_listener(listener.get());
+    sockaddr_storage ss;
+    socklen_t len = loopback_address(family, ss);
     check_sys(::bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0, "bind");
     check_sys(::listen(listener.get(), 1) == 0, "listen");
     check_sys(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0, "getsockname");
     Fd client(::socket(family, SOCK_STREAM, 0));
     check_sys(client.get() >= 0, "socket");
+    on_client(client.get());
     check_sys(::connect(client.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0, "connect");
     Fd server(::accept(listener.get(), nullptr, nullptr));
     check_sys(server.get() >= 0, "accept");
-    if (nonblocking) set_nonblocking(client.get(), true);
     return Pair{std::move(client), std::move(server)};
+}
+
+// A connected TCP pair over loopback (AF_INET or AF_INET6).
+inline Pair tcp_pair(int family = AF_INET, bool nonblocking = false) {
+    Pair p = tcp_pair_with(family, [](int) {}, [](int) {});
+    if (nonblocking) set_nonblocking(p.a.get(), true);
+    return p;
 }
 
 // A connected UDP pair over loopback (AF_INET or AF_INET6).
 inline Pair udp_pair(int family = AF_INET) {
     Fd a(::socket(family, SOCK_DGRAM, 0)), b(::socket(family, SOCK_DGRAM, 0));
     check_sys(a.get() >= 0 && b.get() >= 0, "socket");
-    sockaddr_storage sa{}, sb{};
-    socklen_t len;
-    if (family == AF_INET) {
-        auto* sin = reinterpret_cast<sockaddr_in*>(&sa);
-        sin->sin_family = AF_INET;
-        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(sockaddr_in);
-    } else {
-        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&sa);
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_addr = in6addr_loopback;
-        len = sizeof(sockaddr_in6);
-    }
-    sb = sa;
+    sockaddr_storage sa, sb;
+    socklen_t len = loopback_address(family, sa);
+    loopback_address(family, sb);
     check_sys(::bind(a.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0, "bind");
     check_sys(::bind(b.get(), reinterpret_cast<sockaddr*>(&sb), len) == 0, "bind");
     socklen_t la = len, lb = len;

@@ -137,34 +137,16 @@ class StreamReader {
 // window, and the sender would then trickle data out on the persist timer.
 inline Pair tcp_pair_sized(int family, int sndbuf, int rcvbuf) {
     const int mss = 1400;
-    Fd listener(::socket(family, SOCK_STREAM, 0));
-    check_sys(listener.get() >= 0, "socket");
-    check_sys(::setsockopt(listener.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0, "SO_RCVBUF");
-    check_sys(::setsockopt(listener.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) == 0, "TCP_MAXSEG");
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (family == AF_INET) {
-        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-        sin->sin_family = AF_INET;
-        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(sockaddr_in);
-    } else {
-        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_addr = in6addr_loopback;
-        len = sizeof(sockaddr_in6);
-    }
-    check_sys(::bind(listener.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0, "bind");
-    check_sys(::listen(listener.get(), 1) == 0, "listen");
-    check_sys(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0, "getsockname");
-    Fd client(::socket(family, SOCK_STREAM, 0));
-    check_sys(client.get() >= 0, "socket");
-    check_sys(::setsockopt(client.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0, "SO_SNDBUF");
-    check_sys(::setsockopt(client.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) == 0, "TCP_MAXSEG");
-    check_sys(::connect(client.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0, "connect");
-    Fd server(::accept(listener.get(), nullptr, nullptr));
-    check_sys(server.get() >= 0, "accept");
-    return Pair{std::move(client), std::move(server)};
+    return tcp_pair_with(
+        family,
+        [&](int listener) {
+            check_sys(::setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0, "SO_RCVBUF");
+            check_sys(::setsockopt(listener, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) == 0, "TCP_MAXSEG");
+        },
+        [&](int client) {
+            check_sys(::setsockopt(client, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0, "SO_SNDBUF");
+            check_sys(::setsockopt(client, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) == 0, "TCP_MAXSEG");
+        });
 }
 
 inline int sockopt_int(int fd, int level, int name) {

@@ -184,10 +184,7 @@ pub extern "C" fn blight_forget_socket(fd: c_int) -> c_int {
 
 /// Fills `*stats` with the statistics of socket `fd` (zeros for a socket never used with
 /// `blight_send_zerocopy`), or of the whole process, forgotten sockets included, with
-/// `fd == -1`. Buffers under the threshold on a known descriptor are copied without
-/// re-checking the socket's identity: if a socket was closed without
-/// `blight_forget_socket` and its number reused, such copies may be counted in the old
-/// socket's statistics (the process totals stay exact).
+/// `fd == -1`.
 ///
 /// Returns 0, or `-EINVAL` for a null `stats`, `-EBADF`/`-ENOTSOCK`.
 #[no_mangle]

@@ -41,6 +41,7 @@ title_of() {
     unix-reference) echo "AF\\\\_UNIX reference (upstream loop)" ;;
     unix-send_blocking) echo "AF\\\\_UNIX blight\\\\_send\\\\_blocking" ;;
     unix-send_zerocopy) echo "AF\\\\_UNIX blight\\\\_send\\\\_zerocopy (splice)" ;;
+    unix-raw_splice) echo "AF\\\\_UNIX raw vmsplice+splice, no library (kernel floor)" ;;
     tcp-send_blocking) echo "TCP loopback blight\\\\_send\\\\_blocking (copy)" ;;
     tcp-send_zerocopy) echo "TCP loopback blight\\\\_send\\\\_zerocopy" ;;
     *) echo "$1" ;;
@@ -49,7 +50,9 @@ title_of() {
 plot_cmd() {  # $1: column
   local sep="" cmd="plot "
   while read -r s; do
-    cmd+="$sep'$tmp/$s.dat' using 1:$1 with linespoints lw 2 pt 7 title \"$(title_of "$s")\""
+    local style="lw 2 pt 7"
+    case "$s" in *raw_splice) style="lw 2 pt 6 dt 2" ;; esac  # the kernel floor: dashed
+    cmd+="$sep'$tmp/$s.dat' using 1:$1 with linespoints $style title \"$(title_of "$s")\""
     sep=", "
   done < "$tmp/series"
   echo "$cmd"

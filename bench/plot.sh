@@ -41,7 +41,7 @@ title_of() {
     unix-reference) echo "AF\\\\_UNIX reference (upstream loop)" ;;
     unix-send_blocking) echo "AF\\\\_UNIX blight\\\\_send\\\\_blocking" ;;
     unix-send_zerocopy) echo "AF\\\\_UNIX blight\\\\_send\\\\_zerocopy (splice)" ;;
-    unix-raw_splice) echo "AF\\\\_UNIX raw vmsplice+splice, no library (kernel floor)" ;;
+    unix-raw_splice) echo "AF\\\\_UNIX raw splice, no library (kernel floor)" ;;
     tcp-send_blocking) echo "TCP loopback blight\\\\_send\\\\_blocking (copy)" ;;
     tcp-send_zerocopy) echo "TCP loopback blight\\\\_send\\\\_zerocopy" ;;
     *) echo "$1" ;;
@@ -66,7 +66,7 @@ set logscale x 2
 set xlabel 'message size (bytes)'
 set xtics ("4 KiB" 4096, "16 KiB" 16384, "64 KiB" 65536, "256 KiB" 262144, "1 MiB" 1048576, "4 MiB" 4194304, "10 MiB" 10485760)
 set grid
-set key top left font ',9'
+set key top left Left reverse font ',9'
 set ylabel 'throughput (GB/s)'
 set title 'throughput (higher is better)'
 $(plot_cmd 2)

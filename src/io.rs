@@ -113,13 +113,23 @@ pub fn send_some(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize>
 }
 
 /// Runs `attempt` until it sends something: `EINTR` retries, `EAGAIN` waits for `POLLOUT`.
-pub fn retry_send(fd: RawFd, mut attempt: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+pub fn retry_send(fd: RawFd, attempt: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+    retry_send_with(fd, attempt, || {})
+}
+
+/// [`retry_send`], calling `while_full` each time the socket is full, before waiting.
+pub fn retry_send_with(
+    fd: RawFd,
+    mut attempt: impl FnMut() -> io::Result<usize>,
+    mut while_full: impl FnMut(),
+) -> io::Result<usize> {
     loop {
         match attempt() {
             Ok(n) => return Ok(n),
             Err(e) => match e.raw_os_error() {
                 Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => {
+                    while_full();
                     if let Err(wait_error) = wait_for(fd, Interest::Write, -1) {
                         // A hung-up peer: let the send itself say what happened (EPIPE).
                         return match attempt() {

@@ -46,16 +46,25 @@ pub(crate) fn copy_send(entry: &SocketEntry, data: &[u8]) -> std::io::Result<usi
     Ok(n)
 }
 
-/// One `MSG_ZEROCOPY` send of (a prefix of) `data`; returns the bytes sent.
+/// One `MSG_ZEROCOPY` send of (a prefix of) `data`; returns the bytes sent, or 0 when
+/// the socket switched to copying meanwhile (the caller then chooses the path again).
 ///
 /// The send and the recording of its notification id happen under the state lock, so a
-/// completion read by another thread always finds the send it completes.
+/// completion read by another thread always finds the send it completes. While the
+/// socket is full, the error queue is drained before waiting: it costs nothing then, frees
+/// option memory, and lets a run of COPIED reports switch the socket mid-buffer.
 fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result<usize> {
     let fd: RawFd = entry.fd;
     let mut enobufs = 0;
     loop {
-        let attempt = io::retry_send(fd, || {
+        let drain_while_full = || {
+            let _ = super::drain_error_queue_of(entry);
+        };
+        let attempt = io::retry_send_with(fd, || {
             let mut st = entry.state.lock();
+            if st.kernel_copies {
+                return Ok(0);
+            }
             let n = sys::send(fd, data, libc::MSG_ZEROCOPY | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)?;
             // A successful call consumed one notification id; a failed one consumed none.
             let nid = st.next_id;
@@ -65,7 +74,7 @@ fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Resu
             st.stats.zerocopy_bytes += n as u64;
             TABLE.lock().send_started(id);
             Ok(n)
-        });
+        }, drain_while_full);
         match attempt {
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 // The socket's option memory (net.core.optmem_max) is full of notifications:

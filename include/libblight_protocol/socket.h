@@ -48,48 +48,40 @@ inline bool ok(int res) {
     return true;
 }
 inline void delete_array(blight_data_t data, size_t, void*) { delete[] data; }
+
+/* Allocates `size` bytes with new[] and fills them with `fill(data)` (a negative errno on
+ * failure); on failure frees them and returns nothing with errno set. */
+template <class Fill>
+inline std::optional<blight_data_t> recv_new(ssize_t size, Fill fill) {
+    if (size <= 0) {
+        errno = EINVAL;
+        return {};
+    }
+    blight_data_t data = new (std::nothrow) unsigned char[static_cast<size_t>(size)];
+    if (data == nullptr) {
+        errno = ENOMEM;
+        return {};
+    }
+    int res = fill(data);
+    if (res < 0) {
+        delete[] data;
+        errno = -res;
+        return {};
+    }
+    return data;
+}
 }  // namespace detail
 
 /* Receives exactly `size` bytes: up to `attempts` waits of `timeout` ms for data, then
  * a read; a partial message is completed with a blocking read. Free with delete[]. */
 inline std::optional<blight_data_t> recv(int fd, ssize_t size, unsigned int attempts = 5,
                                          unsigned int timeout = 50) {
-    if (size <= 0) {
-        errno = EINVAL;
-        return {};
-    }
-    blight_data_t data = new (std::nothrow) unsigned char[static_cast<size_t>(size)];
-    if (data == nullptr) {
-        errno = ENOMEM;
-        return {};
-    }
-    if (!detail::ok(::blight_recv_into(fd, data, size, attempts, timeout))) {
-        int saved = errno;
-        delete[] data;
-        errno = saved;
-        return {};
-    }
-    return data;
+    return detail::recv_new(size, [&](blight_data_t data) { return ::blight_recv_into(fd, data, size, attempts, timeout); });
 }
 
 /* Receives exactly `size` bytes, waiting as long as it takes. Free with delete[]. */
 inline std::optional<blight_data_t> recv_blocking(int fd, ssize_t size) {
-    if (size <= 0) {
-        errno = EINVAL;
-        return {};
-    }
-    blight_data_t data = new (std::nothrow) unsigned char[static_cast<size_t>(size)];
-    if (data == nullptr) {
-        errno = ENOMEM;
-        return {};
-    }
-    if (!detail::ok(::blight_recv_blocking_into(fd, data, size))) {
-        int saved = errno;
-        delete[] data;
-        errno = saved;
-        return {};
-    }
-    return data;
+    return detail::recv_new(size, [&](blight_data_t data) { return ::blight_recv_blocking_into(fd, data, size); });
 }
 
 /* Sends every byte or fails (errno EPIPE for a closed peer; never SIGPIPE). */

@@ -304,11 +304,19 @@ pub fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
     }
 }
 
+/// The registered entry of `fd` if it still names the same socket; unlike [`lookup`] it
+/// never retires a stale entry (that takes the entry's send lock, which the caller may
+/// hold: [`drain_error_queue`] runs inside sends).
+fn peek(fd: RawFd) -> io::Result<Option<Arc<SocketEntry>>> {
+    let (_, inode) = sys::file_identity(fd)?;
+    Ok(SOCKETS.lock().get(&fd).filter(|e| e.inode == inode).cloned())
+}
+
 /// For [`crate::io::wait_for`]: drains the error queue of `fd` if it is a `MSG_ZEROCOPY`
 /// socket of ours. Returns false if nothing was in it: `POLLERR` has another cause; an
 /// error if a real error was in it (see [`drain_error_queue_of`]).
 pub fn drain_error_queue(fd: RawFd) -> io::Result<bool> {
-    match lookup(fd, false) {
+    match peek(fd) {
         Ok(Some(entry)) if entry.state.lock().path == Path::MsgZerocopy => {
             drain_error_queue_of(&entry).map(|(read, _)| read > 0)
         }

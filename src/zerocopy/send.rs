@@ -52,15 +52,22 @@ pub(crate) fn copy_send(entry: &SocketEntry, data: &[u8]) -> std::io::Result<usi
 /// The send and the recording of its notification id happen under the state lock, so a
 /// completion read by another thread always finds the send it completes. While the
 /// socket is full, the error queue is drained before waiting: it costs nothing then, frees
-/// option memory, and lets a run of COPIED reports switch the socket mid-buffer.
+/// option memory, and lets a run of COPIED reports switch the socket mid-buffer. A real
+/// error found there (reading it cleared `SO_ERROR`) fails the send, as a plain send would.
 fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result<usize> {
     let fd: RawFd = entry.fd;
     let mut enobufs = 0;
     loop {
+        let queue_error = std::cell::Cell::new(None);
         let drain_while_full = || {
-            let _ = super::drain_error_queue_of(entry);
+            if let Err(e) = super::drain_error_queue_of(entry) {
+                queue_error.set(Some(e));
+            }
         };
         let attempt = io::retry_send_with(fd, || {
+            if let Some(e) = queue_error.take() {
+                return Err(e);
+            }
             let mut st = entry.state.lock();
             if st.kernel_copies {
                 return Ok(0);
@@ -85,7 +92,7 @@ fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Resu
                     log::debug!("fd {fd}: ENOBUFS {enobufs} times; copying this chunk");
                     return copy_send(entry, data);
                 }
-                if super::drain_error_queue_of(entry).map_or(0, |(_, n)| n) == 0 {
+                if super::drain_error_queue_of(entry)?.1 == 0 {
                     if entry.state.lock().pending.is_empty() {
                         // Nothing in flight will ever raise POLLERR: waiting would hang.
                         log::debug!("fd {fd}: ENOBUFS with no notification outstanding; copying this chunk");
@@ -93,7 +100,7 @@ fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Resu
                     }
                     // With no events asked for, poll waits for POLLERR: a notification.
                     let _ = sys::poll(fd, 0, ENOBUFS_WAIT_MS);
-                    let _ = super::drain_error_queue_of(entry);
+                    super::drain_error_queue_of(entry)?;
                 }
             }
             other => return other,

@@ -246,17 +246,15 @@ pub(crate) fn apply_notifications(entry: &SocketEntry, notes: &[Notification]) -
             if n.copied {
                 st.stats.kernel_copied_sends += sends;
                 st.stats.kernel_copied_bytes += bytes;
-                st.copied_run = st.copied_run.saturating_add(sends as u32);
-                if st.copied_run >= socket_state::COPIED_RUN_LIMIT && !st.kernel_copies {
-                    st.kernel_copies = true;
-                    log::info!(
-                        "fd {}: the kernel copied {} zero-copy sends in a row (loopback or no scatter-gather); copying from now on",
-                        entry.fd,
-                        st.copied_run
-                    );
-                }
-            } else if sends > 0 {
-                st.copied_run = 0;
+            }
+            if st.copied_run.note(sends, bytes, n.copied) && !st.kernel_copies {
+                st.kernel_copies = true;
+                log::info!(
+                    "fd {}: the kernel copied {} zero-copy sends ({} bytes) in a row (loopback or no scatter-gather); copying from now on",
+                    entry.fd,
+                    st.copied_run.sends,
+                    st.copied_run.bytes
+                );
             }
         }
     }

@@ -79,7 +79,7 @@ pub fn file_identity(fd: RawFd) -> io::Result<(libc::mode_t, u64)> {
     check(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
     // SAFETY: initialised by the successful fstat above.
     let st = unsafe { st.assume_init() };
-    Ok((st.st_mode & libc::S_IFMT, st.st_ino as u64))
+    Ok((st.st_mode & libc::S_IFMT, st.st_ino))
 }
 
 pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {

@@ -58,9 +58,7 @@ fn recv_allocated(
 /// `data` or `size <= 0`.
 #[no_mangle]
 pub extern "C" fn blight_recv(fd: c_int, data: *mut blight_data_t, size: libc::ssize_t) -> c_int {
-    recv_allocated("blight_recv", fd, data, size, |buf| {
-        io::recv_with_attempts(fd, buf, RECV_ATTEMPTS, RECV_TIMEOUT_MS)
-    })
+    recv_allocated("blight_recv", fd, data, size, |buf| io::recv_with_attempts(fd, buf, RECV_ATTEMPTS, RECV_TIMEOUT_MS))
 }
 
 /// Receives exactly `size` bytes into memory allocated with `malloc()` (free it with
@@ -108,7 +106,7 @@ pub extern "C" fn blight_sendv_blocking(fd: c_int, iov: *const libc::iovec, coun
         if count == 0 {
             return Ok(0);
         }
-        if count < 0 || count > libc::UIO_MAXIOV || iov.is_null() {
+        if !(0..=libc::UIO_MAXIOV).contains(&count) || iov.is_null() {
             return Err(caller_error(NAME, libc::EINVAL, format_args!("bad vector ({count} entries)")));
         }
         // SAFETY: the caller passes `count` iovecs at `iov` (checked non-null).

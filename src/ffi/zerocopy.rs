@@ -1,7 +1,10 @@
 //! The zero-copy API: `blight_send_zerocopy`, `blight_process_zerocopy_completions`,
 //! `blight_release_buffer`, and the introspection and tuning around them.
 use super::{blight_data_t, caller_error, checked_len, guard, io_error};
-use crate::zerocopy::{self, socket_state::{Path, Stats}};
+use crate::zerocopy::{
+    self,
+    socket_state::{Path, Stats},
+};
 use std::ffi::{c_int, c_void};
 
 /// Names a buffer given to `blight_send_zerocopy`. 0 never names a buffer; ids are never
@@ -177,9 +180,7 @@ pub extern "C" fn blight_buffer_in_flight(id: blight_buffer_id_t) -> c_int {
 #[no_mangle]
 pub extern "C" fn blight_forget_socket(fd: c_int) -> c_int {
     const NAME: &str = "blight_forget_socket";
-    guard(NAME, || {
-        zerocopy::forget(fd).map(|n| n.min(c_int::MAX as usize) as c_int).map_err(|e| io_error(NAME, fd, e))
-    })
+    guard(NAME, || zerocopy::forget(fd).map(|n| n.min(c_int::MAX as usize) as c_int).map_err(|e| io_error(NAME, fd, e)))
 }
 
 /// Fills `*stats` with the statistics of socket `fd` (zeros for a socket never used with

@@ -12,12 +12,12 @@ pub mod table;
 
 use crate::io::error;
 use crate::sys;
+use fast_hash::IntMap;
 use notify::Notification;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use socket_state::{Path, SocketEntry, Stats};
 use std::cell::RefCell;
-use fast_hash::IntMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};

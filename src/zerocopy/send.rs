@@ -64,24 +64,28 @@ fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Resu
                 queue_error.set(Some(e));
             }
         };
-        let attempt = io::retry_send_with(fd, || {
-            if let Some(e) = queue_error.take() {
-                return Err(e);
-            }
-            let mut st = entry.state.lock();
-            if st.kernel_copies {
-                return Ok(0);
-            }
-            let n = sys::send(fd, data, libc::MSG_ZEROCOPY | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)?;
-            // A successful call consumed one notification id; a failed one consumed none.
-            let nid = st.next_id;
-            st.next_id = nid.wrapping_add(1);
-            st.pending.push(nid, PendingSend { buffer: id, bytes: n });
-            st.stats.zerocopy_sends += 1;
-            st.stats.zerocopy_bytes += n as u64;
-            TABLE.lock().send_started(id);
-            Ok(n)
-        }, drain_while_full);
+        let attempt = io::retry_send_with(
+            fd,
+            || {
+                if let Some(e) = queue_error.take() {
+                    return Err(e);
+                }
+                let mut st = entry.state.lock();
+                if st.kernel_copies {
+                    return Ok(0);
+                }
+                let n = sys::send(fd, data, libc::MSG_ZEROCOPY | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)?;
+                // A successful call consumed one notification id; a failed one consumed none.
+                let nid = st.next_id;
+                st.next_id = nid.wrapping_add(1);
+                st.pending.push(nid, PendingSend { buffer: id, bytes: n });
+                st.stats.zerocopy_sends += 1;
+                st.stats.zerocopy_bytes += n as u64;
+                TABLE.lock().send_started(id);
+                Ok(n)
+            },
+            drain_while_full,
+        );
         match attempt {
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 // The socket's option memory (net.core.optmem_max) is full of notifications:

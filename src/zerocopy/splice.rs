@@ -87,12 +87,7 @@ pub fn send(
 }
 
 /// The kernel refused the splice path on this socket: copy from now on, and this chunk too.
-fn refuse(
-    entry: &SocketEntry,
-    data: &[u8],
-    what: &str,
-    e: std::io::Error,
-) -> std::io::Result<usize> {
+fn refuse(entry: &SocketEntry, data: &[u8], what: &str, e: std::io::Error) -> std::io::Result<usize> {
     log::debug!("fd {}: {what} refused ({e}); copying on this socket", entry.fd);
     entry.state.lock().path = Path::Copy;
     super::send::copy_send(entry, data)

@@ -85,18 +85,22 @@ pub fn wait_for(fd: RawFd, interest: Interest, timeout_ms: i32) -> io::Result<()
         if hangup {
             return Err(error(libc::ECONNRESET));
         }
-        if revents & libc::POLLERR != 0 {
-            if crate::zerocopy::drain_error_queue(fd)? {
-                continue;
-            }
+        if revents & libc::POLLERR != 0 && !crate::zerocopy::drain_error_queue(fd)? {
             match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
                 Ok(0) => {
-                    // An error queue we do not own (e.g. timestamps): do not spin on it.
-                    std::thread::sleep(Duration::from_millis(1));
+                    // An error queue we do not own (timestamps, ICMP reports the caller
+                    // reads itself): POLLERR stays up until the caller reads it, so poll
+                    // would return at once; do not spin on it.
+                    let nap = Duration::from_millis(1);
+                    std::thread::sleep(deadline.map_or(nap, |d| nap.min(d.saturating_duration_since(Instant::now()))));
                 }
                 Ok(code) => return Err(error(code)),
                 Err(e) => return Err(e),
             }
+        }
+        // Reached only when nothing the caller waits for happened: the timeout still holds.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(error(libc::EAGAIN));
         }
     }
 }

@@ -34,8 +34,8 @@ pub(crate) type Errno = c_int;
 /// Runs the body of export `name`: `Ok(n)` returns `n`, `Err(errno)` returns `-errno`,
 /// a panic is logged and returns `-EIO`.
 pub(crate) fn guard(name: &'static str, body: impl FnOnce() -> Result<c_int, Errno>) -> c_int {
-    crate::logging::init();
     let result = catch_unwind(AssertUnwindSafe(|| {
+        crate::logging::init();
         if panic_requested(name) {
             panic!("{TEST_PANIC_ENV} asked {name} to panic");
         }

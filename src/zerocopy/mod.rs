@@ -13,7 +13,7 @@ pub mod table;
 use crate::io::error;
 use crate::sys;
 use fast_hash::IntMap;
-use notify::Notification;
+use notify::{Notification, QueueMessage};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use socket_state::{Path, SocketEntry, Stats};
@@ -141,6 +141,7 @@ fn retire(entry: &SocketEntry) -> usize {
         let mut side = entry.send.lock();
         side.pipe = None;
         let mut st = entry.state.lock();
+        st.retired = true;
         let mut table = TABLE.lock();
         let mut n = st.pending.abandon_all(|s| freed.extend(table.send_completed(s.buffer)));
         for (_, s) in st.spliced.pending.drain(..) {
@@ -168,13 +169,24 @@ pub fn send(
     // not mix with the old one's. No cheaper exact check exists (SO_COOKIE and statx cost
     // the same), and skipping it for small copies misattributed their statistics.
     let threshold = threshold();
-    let entry = match lookup(fd, true) {
+    let mut entry = match lookup(fd, true) {
         Ok(Some(e)) => e,
         Ok(None) => unreachable!("lookup with create returns an entry"),
         Err(e) => return (0, Err(e)),
     };
     let id = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user);
-    (id, deferring_frees(|| send::send_buffer(&entry, id, data, threshold)))
+    let result = deferring_frees(|| loop {
+        match send::send_buffer(&entry, id, data, threshold) {
+            // blight_forget_socket ran between the lookup and the send: nothing sent yet.
+            Err(send::Retired) => match lookup(fd, true) {
+                Ok(Some(e)) => entry = e,
+                Ok(None) => unreachable!("lookup with create returns an entry"),
+                Err(e) => return Err(e),
+            },
+            Ok(r) => return r,
+        }
+    });
+    (id, result)
 }
 
 /// Reads every message waiting in the error queue and completes the sends their
@@ -193,18 +205,18 @@ pub(crate) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, us
     };
     loop {
         notes.clear();
-        let flags = sys::recv_error_queue(entry.fd, |level, kind, ee| match Notification::decode(level, kind, ee) {
-            Some(n) => notes.push(n),
-            None => {
+        let flags = sys::recv_error_queue(entry.fd, |level, kind, ee| match QueueMessage::classify(level, kind, ee) {
+            QueueMessage::Completion(n) => notes.push(n),
+            QueueMessage::Error(code) => {
                 log::debug!(
-                    "fd {}: error queue message that is not a zero-copy completion (origin {}, errno {})",
+                    "fd {}: error queue holds a socket error (origin {}, errno {code})",
                     entry.fd,
-                    ee.ee_origin,
-                    ee.ee_errno
+                    ee.ee_origin
                 );
-                if ee.ee_errno != 0 && real_error.is_none() {
-                    real_error = Some(ee.ee_errno as i32);
-                }
+                real_error.get_or_insert(code);
+            }
+            QueueMessage::Other => {
+                log::trace!("fd {}: error queue message (level {level}, type {kind}) that is not ours", entry.fd)
             }
         });
         match flags {
@@ -262,6 +274,10 @@ pub(crate) fn apply_notifications(entry: &SocketEntry, notes: &[Notification]) -
     completed
 }
 
+/// The longest single wait for a notification; the pending sends are checked again after
+/// each.
+const POLL_SLICE_MS: i32 = 20;
+
 /// Completes the sends of `entry` that the kernel is done with, waiting up to `timeout_ms`
 /// (`-1`: forever) for the first one when some are pending.
 fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
@@ -280,7 +296,14 @@ fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
                 return Ok(0);
             }
             // With no events asked for, poll still reports POLLERR: a notification arrived.
-            match sys::poll(entry.fd, 0, left_ms()) {
+            // In slices: another thread (a send while the socket is full, a wait_for) may
+            // drain the last notification between the check above and this poll, and then
+            // no POLLERR would ever come.
+            let slice = match left_ms() {
+                ms if ms < 0 => POLL_SLICE_MS,
+                ms => ms.min(POLL_SLICE_MS),
+            };
+            match sys::poll(entry.fd, 0, slice) {
                 Ok(r) if r & libc::POLLNVAL != 0 => return Err(error(libc::EBADF)),
                 Ok(r) if r & libc::POLLERR == 0 && r != 0 => {
                     // Hung up with nothing queued: nothing more will come.

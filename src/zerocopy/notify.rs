@@ -31,6 +31,40 @@ impl Notification {
     }
 }
 
+/// `SO_EE_ORIGIN_*` of `<linux/errqueue.h>` whose `ee_errno` is an error of the socket
+/// itself: a local error (`ip_local_error`, e.g. `EMSGSIZE`) and ICMP/ICMPv6 errors (with
+/// `IP_RECVERR`). Timestamps (`SO_EE_ORIGIN_TIMESTAMPING`, `ee_errno == ENOMSG`), `SO_TXTIME`
+/// drops and zero-copy completions are reports, not errors.
+const ERROR_ORIGINS: [u8; 3] = [1, 2, 3];
+
+/// What one error-queue control message means to the zero-copy path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueMessage {
+    Completion(Notification),
+    /// A real error of the socket (its errno), which reading the queue consumed.
+    Error(i32),
+    /// Anything else (timestamps, ancillary data of other options): ignored.
+    Other,
+}
+
+impl QueueMessage {
+    pub fn classify(level: i32, kind: i32, err: &libc::sock_extended_err) -> QueueMessage {
+        let is_recverr = (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR);
+        if !is_recverr {
+            // Not a sock_extended_err at all (SO_TIMESTAMP and the like ride along).
+            return QueueMessage::Other;
+        }
+        if let Some(n) = Notification::decode(level, kind, err) {
+            return QueueMessage::Completion(n);
+        }
+        if err.ee_errno != 0 && ERROR_ORIGINS.contains(&err.ee_origin) {
+            return QueueMessage::Error(err.ee_errno as i32);
+        }
+        QueueMessage::Other
+    }
+}
+
 /// A send whose completion the kernel has not reported yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PendingSend {
@@ -224,6 +258,31 @@ mod tests {
         assert_eq!(q.abandon_all(|s| out.push(s.buffer)), 2);
         assert_eq!(out, vec![1, 3]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn classify_tells_completions_errors_and_the_rest_apart() {
+        let mut ee: libc::sock_extended_err = unsafe { std::mem::zeroed() };
+        ee.ee_origin = crate::sys::SO_EE_ORIGIN_ZEROCOPY;
+        ee.ee_info = 3;
+        ee.ee_data = 5;
+        let c = QueueMessage::classify(libc::SOL_IPV6, libc::IPV6_RECVERR, &ee);
+        assert_eq!(c, QueueMessage::Completion(Notification { first: 3, last: 5, copied: false }));
+        // ICMP port unreachable with IP_RECVERR.
+        ee.ee_origin = 2;
+        ee.ee_errno = libc::ECONNREFUSED as u32;
+        assert_eq!(
+            QueueMessage::classify(libc::SOL_IP, libc::IP_RECVERR, &ee),
+            QueueMessage::Error(libc::ECONNREFUSED)
+        );
+        // A TX timestamp: ENOMSG from SO_EE_ORIGIN_TIMESTAMPING is a report, not an error.
+        ee.ee_origin = 4;
+        ee.ee_errno = libc::ENOMSG as u32;
+        assert_eq!(QueueMessage::classify(libc::SOL_IP, libc::IP_RECVERR, &ee), QueueMessage::Other);
+        // An SO_TIMESTAMP control message: its bytes are a timeval, whatever they look like.
+        ee.ee_origin = 2;
+        ee.ee_errno = 1_795_447_299;
+        assert_eq!(QueueMessage::classify(libc::SOL_SOCKET, libc::SO_TIMESTAMP, &ee), QueueMessage::Other);
     }
 
     #[test]

@@ -11,10 +11,34 @@ const ENOBUFS_RETRIES: u32 = 4;
 /// How long an `ENOBUFS` retry waits for a notification to free option memory.
 const ENOBUFS_WAIT_MS: i32 = 10;
 
+/// The entry was retired (its socket forgotten) before this send took its send lock.
+#[derive(Debug)]
+pub struct Retired;
+
 /// Sends all of `data` (registered as buffer `id`) on the socket of `entry`; chunks under
-/// `threshold` bytes are copied (`usize::MAX`: copy everything).
-pub fn send_buffer(entry: &SocketEntry, id: u64, data: &[u8], threshold: usize) -> std::io::Result<()> {
+/// `threshold` bytes are copied (`usize::MAX`: copy everything). `Err(Retired)` when the
+/// entry was retired first: nothing was sent, and the caller looks the socket up again.
+pub fn send_buffer(
+    entry: &SocketEntry,
+    id: u64,
+    data: &[u8],
+    threshold: usize,
+) -> Result<std::io::Result<()>, Retired> {
+    // Retiring takes this lock too: once we hold it, the entry stays live until we are done.
     let mut side = entry.send.lock();
+    if entry.state.lock().retired {
+        return Err(Retired);
+    }
+    Ok(send_chunks(entry, &mut side, id, data, threshold))
+}
+
+fn send_chunks(
+    entry: &SocketEntry,
+    side: &mut super::socket_state::SendSide,
+    id: u64,
+    data: &[u8],
+    threshold: usize,
+) -> std::io::Result<()> {
     let threshold = threshold.max(1);
     let mut off = 0;
     while off < data.len() {
@@ -30,7 +54,7 @@ pub fn send_buffer(entry: &SocketEntry, id: u64, data: &[u8], threshold: usize) 
         off += match path {
             Path::Copy => copy_send(entry, rest)?,
             Path::MsgZerocopy => msg_zerocopy_send(entry, id, rest)?,
-            Path::Splice => splice::send(entry, &mut side, id, rest, threshold)?,
+            Path::Splice => splice::send(entry, side, id, rest, threshold)?,
         };
     }
     Ok(())

@@ -103,6 +103,9 @@ pub struct SocketState {
     /// is still read for the sends already in flight.
     pub kernel_copies: bool,
     pub copied_run: CopiedRun,
+    /// The socket was forgotten (or found closed): nothing sent through this entry would
+    /// ever be completed, so a send that finds it set looks the socket up again.
+    pub retired: bool,
     /// The id the kernel will give the next successful `MSG_ZEROCOPY` send.
     pub next_id: u32,
     pub pending: PendingSends,
@@ -166,6 +169,16 @@ impl SocketEntry {
             } else {
                 Path::Copy
             }
+        } else if domain != libc::AF_INET && domain != libc::AF_INET6 {
+            // MSG_ZEROCOPY is for TCP and UDP here: other families that accept SO_ZEROCOPY
+            // (AF_VSOCK) report completions at levels this library does not read.
+            Path::Copy
+        } else if sys::getsockopt_int(fd, libc::SOL_SOCKET, sys::SO_ZEROCOPY).is_ok_and(|on| on != 0) {
+            // Enabled before we saw the socket (by its owner, or by us before
+            // blight_forget_socket): the kernel's notification counter may not be at 0, and
+            // completions could not be matched to sends.
+            log::debug!("fd {fd}: SO_ZEROCOPY was already on; copying on this socket");
+            Path::Copy
         } else {
             match sys::setsockopt_int(fd, libc::SOL_SOCKET, sys::SO_ZEROCOPY, 1) {
                 Ok(()) => Path::MsgZerocopy,
@@ -185,6 +198,7 @@ impl SocketEntry {
                 path,
                 kernel_copies: false,
                 copied_run: CopiedRun::default(),
+                retired: false,
                 next_id: 0,
                 pending: PendingSends::default(),
                 spliced: SplicedSends::default(),

@@ -1,0 +1,204 @@
+// The error queue is shared: timestamps, ICMP errors and zero-copy notifications arrive
+// there together, other threads drain it, and a socket may be forgotten while it stays in
+// use. None of this may hang a wait, turn a report into an error, or lose a completion.
+#include <gtest/gtest.h>
+
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+
+#include <climits>
+#include <memory>
+
+#include "zc_util.h"
+
+using namespace zc_test;
+
+namespace {
+
+unsigned char* new_pattern(size_t n, uint64_t seed, uint64_t off = 0) {
+    auto* p = new unsigned char[n];
+    fill_pattern(p, n, seed, off);
+    return p;
+}
+
+// A UDP socket connected to a loopback port nobody listens on, with IP_RECVERR: the
+// datagram it sends comes back as ICMP port-unreachable, queued in its error queue.
+Fd udp_with_icmp_error() {
+    Fd probe(::socket(AF_INET, SOCK_DGRAM, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    check_sys(::bind(probe.get(), reinterpret_cast<sockaddr*>(&addr), len) == 0, "bind");
+    check_sys(::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0, "getsockname");
+    probe.reset();  // the port is now closed
+    Fd fd(::socket(AF_INET, SOCK_DGRAM, 0));
+    int on = 1;
+    check_sys(::setsockopt(fd.get(), SOL_IP, IP_RECVERR, &on, sizeof on) == 0, "IP_RECVERR");
+    check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) == 0, "connect");
+    unsigned char byte = 7;
+    check_sys(::send(fd.get(), &byte, 1, 0) == 1, "send");
+    return fd;
+}
+
+}  // namespace
+
+TEST(ErrorQueue, ForeignMessagesInTheQueueDoNotStopWaitsFromTimingOut) {
+    int status = run_in_child([] {
+        Fd fd = udp_with_icmp_error();
+        ZC_CHILD_CHECK((poll_for(fd.get(), 0, 5000) & POLLERR) != 0);
+        // The first wait reports the socket error (SO_ERROR); the ICMP report stays in the
+        // queue, for the caller to read, and keeps POLLERR up.
+        int first = blight_wait_for_read(fd.get(), 200);
+        ZC_CHILD_CHECK(first == -ECONNREFUSED || first == -EAGAIN);
+        // Later waits must still end at their timeout.
+        for (int i = 0; i < 3; i++) {
+            ZC_CHILD_CHECK(blight_wait_for_read(fd.get(), 100) == -EAGAIN);
+            ZC_CHILD_CHECK(blight_wait_for_read(fd.get(), 0) == -EAGAIN);
+        }
+        // The library left the report for its owner.
+        ZC_CHILD_CHECK((poll_for(fd.get(), 0, 0) & POLLERR) != 0);
+        return 0;
+    }, 30);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+}
+
+TEST(ErrorQueue, ZeroCopyCompletionsOnAUdpSocketWithIcmpErrors) {
+    // A zero-copy datagram socket whose queue also holds an ICMP error: completions are
+    // applied, the error is reported once as that errno, never as garbage.
+    Fd fd = udp_with_icmp_error();
+    ASSERT_NE(poll_for(fd.get(), 0, 5000) & POLLERR, 0);
+    size_t threshold = blight_zerocopy_threshold();
+    ASSERT_EQ(blight_set_zerocopy_threshold(1024), 0);
+    FreeCounter fc;
+    blight_buffer_id_t id = 0;
+    int r = blight_send_zerocopy(fd.get(), new_pattern(4096, 3), 4096, count_and_delete, &fc, &id);
+    // The send itself may already meet the error (the queue is drained while sending).
+    EXPECT_TRUE(r == 0 || r == -ECONNREFUSED) << r;
+    ASSERT_NE(id, 0u);
+    ASSERT_EQ(blight_release_buffer(id), 0);
+    int errors = 0;
+    for (int i = 0; i < 300 && fc.calls == 0; i++) {
+        r = blight_process_zerocopy_completions(fd.get(), 100);
+        if (r < 0) {
+            EXPECT_EQ(r, -ECONNREFUSED);
+            errors++;
+        }
+    }
+    blight_set_zerocopy_threshold(threshold);
+    EXPECT_EQ(fc.calls, 1);
+    EXPECT_LE(errors, 1);
+    EXPECT_EQ(stats_of(fd.get()).pending_sends, 0u);
+    EXPECT_EQ(blight_forget_socket(fd.get()), 0);
+}
+
+TEST(ErrorQueue, TimestampsOnAZeroCopySocketAreNotErrors) {
+    // SO_TIMESTAMP makes the kernel attach a receive timestamp to every message read,
+    // the error queue's too: it is not a sock_extended_err and must not be read as one.
+    Pair p = tcp_pair(AF_INET);
+    int on = 1;
+    ASSERT_EQ(::setsockopt(p.a.get(), SOL_SOCKET, SO_TIMESTAMP, &on, sizeof on), 0);
+    constexpr size_t kSize = 64 * 1024;
+    constexpr int kBuffers = 6;
+    StreamReader reader(p.b.get(), kSize * kBuffers, 21);
+    FreeCounter fc;
+    for (int i = 0; i < kBuffers; i++) {
+        blight_buffer_id_t id = 0;
+        ASSERT_EQ(blight_send_zerocopy(p.a.get(), new_pattern(kSize, 21, i * kSize), kSize, count_and_delete, &fc, &id),
+                  0);
+        ASSERT_EQ(blight_release_buffer(id), 0);
+    }
+    reader.join();
+    EXPECT_EQ(reader.mismatch(), -1);
+    EXPECT_TRUE(process_until(p.a.get(), [&] { return fc.calls == kBuffers; }));
+    auto st = stats_of(p.a.get());
+    EXPECT_GT(st.zerocopy_sends, 0u);
+    EXPECT_EQ(st.pending_sends, 0u);
+    EXPECT_EQ(blight_forget_socket(p.a.get()), 0);
+}
+
+TEST(ErrorQueue, WaitingForeverEndsWhenAnotherThreadTakesTheLastNotification) {
+    // One thread waits in blight_process_zerocopy_completions(fd, -1) while another drains
+    // the same queue: if the other takes the last notification between the waiter's check
+    // and its poll, no POLLERR will ever come. The waiter must notice that nothing is
+    // pending any more and return.
+    int status = run_in_child([] {
+        constexpr size_t kSize = 64 * 1024;
+        for (int round = 0; round < 100; round++) {
+            Pair p = tcp_pair(round % 2 ? AF_INET6 : AF_INET);
+            StreamReader reader(p.b.get(), kSize, round);
+            FreeCounter fc;
+            blight_buffer_id_t id = 0;
+            ZC_CHILD_CHECK(blight_send_zerocopy(p.a.get(), new_pattern(kSize, round), kSize, count_and_delete, &fc,
+                                                &id) == 0);
+            ZC_CHILD_CHECK(blight_release_buffer(id) == 0);
+            std::atomic<int> waiter_result{INT_MIN};
+            std::thread waiter([&] { waiter_result = blight_process_zerocopy_completions(p.a.get(), -1); });
+            while (fc.calls == 0) {
+                ZC_CHILD_CHECK(blight_process_zerocopy_completions(p.a.get(), 0) >= 0);
+                ZC_CHILD_CHECK(blight_wait_for_read(p.a.get(), 0) == -EAGAIN);
+            }
+            waiter.join();  // a hang here is caught by run_in_child's time limit
+            ZC_CHILD_CHECK(waiter_result >= 0);
+            reader.join();
+            ZC_CHILD_CHECK(reader.mismatch() == -1);
+            ZC_CHILD_CHECK(blight_forget_socket(p.a.get()) == 0);
+        }
+        return 0;
+    }, 90);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+}
+
+TEST(ErrorQueue, SendsAfterForgettingAnOpenSocketStillComplete) {
+    // blight_forget_socket does not close the socket, and the kernel's notification
+    // counter does not restart: a socket used again after being forgotten must not match
+    // new notifications against a counter that starts at 0 again.
+    Pair p = tcp_pair(AF_INET);
+    constexpr size_t kSize = 64 * 1024;
+    constexpr int kBuffers = 6;
+    StreamReader reader(p.b.get(), kSize * kBuffers, 5);
+    FreeCounter fc;
+    auto send_one = [&](int i) {
+        blight_buffer_id_t id = 0;
+        ASSERT_EQ(blight_send_zerocopy(p.a.get(), new_pattern(kSize, 5, i * kSize), kSize, count_and_delete, &fc, &id),
+                  0);
+        ASSERT_EQ(blight_release_buffer(id), 0);
+    };
+    for (int i = 0; i < kBuffers / 2; i++) send_one(i);
+    auto before = stats_of(p.a.get());
+    EXPECT_EQ(before.path, BLIGHT_ZEROCOPY_PATH_MSG_ZEROCOPY);
+    ASSERT_GE(blight_forget_socket(p.a.get()), 0);
+    for (int i = kBuffers / 2; i < kBuffers; i++) send_one(i);
+    reader.join();
+    EXPECT_EQ(reader.mismatch(), -1);
+    EXPECT_TRUE(process_until(p.a.get(), [&] { return fc.calls == kBuffers; })) << fc.calls << " freed";
+    auto after = stats_of(p.a.get());
+    EXPECT_EQ(after.pending_sends, 0u);
+    EXPECT_EQ(after.path, BLIGHT_ZEROCOPY_PATH_COPY) << "the counter's position is unknown: copy";
+    EXPECT_EQ(after.copied_bytes, kSize * (kBuffers / 2));
+    EXPECT_EQ(blight_forget_socket(p.a.get()), 0);
+}
+
+TEST(ErrorQueue, WaitOnADuplicateOfAZeroCopySocketKeepsItsTimeout) {
+    // The notifications of sends made through one descriptor raise POLLERR on every
+    // descriptor of the socket; a wait through a dup must still end at its timeout.
+    int status = run_in_child([] {
+        Pair p = tcp_pair(AF_INET);
+        constexpr size_t kSize = 64 * 1024;
+        StreamReader reader(p.b.get(), kSize, 9);
+        FreeCounter fc;
+        blight_buffer_id_t id = 0;
+        ZC_CHILD_CHECK(blight_send_zerocopy(p.a.get(), new_pattern(kSize, 9), kSize, count_and_delete, &fc, &id) == 0);
+        ZC_CHILD_CHECK(blight_release_buffer(id) == 0);
+        reader.join();
+        Fd dup(::dup(p.a.get()));
+        ZC_CHILD_CHECK((poll_for(dup.get(), 0, 5000) & POLLERR) != 0);
+        ZC_CHILD_CHECK(blight_wait_for_read(dup.get(), 100) == -EAGAIN);
+        ZC_CHILD_CHECK(blight_wait_for_read(dup.get(), 0) == -EAGAIN);
+        ZC_CHILD_CHECK(blight_wait_for_send(dup.get(), 100) == 0);
+        // The notification is still there for the descriptor that sent.
+        ZC_CHILD_CHECK(process_until(p.a.get(), [&] { return fc.calls == 1; }));
+        return 0;
+    }, 30);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+}

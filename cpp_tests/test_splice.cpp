@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include <memory>
 
@@ -499,3 +500,34 @@ TEST_F(Splice, FreeFnMaySendOnTheSameSocket) {
 }
 
 }  // namespace
+
+TEST_F(Splice, SendsSplicedBeforeAFallbackStillComplete) {
+    // vmsplice refuses the unreadable tail of a buffer (EFAULT) after the first chunks went
+    // by splice: the socket falls back to copying, and the chunks already spliced must
+    // still complete once the receiver has read them (found in review: they were stranded
+    // until the socket was forgotten, and forgetting spun for its whole window).
+    Pair p = unix_pair();
+    const size_t mib = 1 << 20, n = 4 * mib;
+    void* mem = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(mem, MAP_FAILED);
+    auto* data = static_cast<unsigned char*>(mem);
+    fill_pattern(data, 3 * mib, 31);
+    ASSERT_EQ(::mprotect(data + 3 * mib, mib, PROT_NONE), 0);
+    StreamReader reader(p.b.get(), 3 * mib, 31);
+    FreeCounter fc;
+    blight_buffer_id_t id = 0;
+    int r = blight_send_zerocopy(p.a.get(), data, n, count_only_free, &fc, &id);
+    EXPECT_EQ(r, -EFAULT);
+    ASSERT_NE(id, 0u);
+    reader.join();
+    EXPECT_EQ(reader.received(), 3 * mib) << reader.error();
+    EXPECT_EQ(reader.mismatch(), -1);
+    blight_zerocopy_stats s = stats_of(p.a.get());
+    EXPECT_GT(s.splice_bytes, 0u);
+    EXPECT_TRUE(process_until(p.a.get(), [&] { return blight_buffer_in_flight(id) == 0; }));
+    EXPECT_EQ(stats_of(p.a.get()).pending_sends, 0u);
+    EXPECT_EQ(blight_release_buffer(id), 0);
+    EXPECT_EQ(fc.calls, 1);
+    EXPECT_EQ(blight_forget_socket(p.a.get()), 0) << "nothing left to abandon";
+    ::munmap(mem, n);
+}

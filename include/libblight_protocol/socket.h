@@ -104,8 +104,12 @@ inline bool wait_for_read(int fd, int timeout = -1) {
 
 /* Zero-copy send of memory allocated with new[]: the library delete[]s it once the id
  * is released and the kernel is done with it. Returns the id to release, or nothing
- * (errno set); on a send error after registration the library still owns `data`, and
- * releases the id itself. */
+ * (errno set). Who owns `data` after a failure depends on errno:
+ *   EINVAL, EBADF, ENOTSOCK: nothing was registered, the caller still owns `data` and
+ *                            must delete[] it;
+ *   any other errno (EPIPE, ECONNRESET, ...): the send failed after registration, the
+ *                            library owns `data`, releases the id itself and delete[]s
+ *                            it; the caller must not touch it again. */
 inline std::optional<blight_buffer_id_t> send_zerocopy(int fd, blight_data_t data, ssize_t size) {
     blight_buffer_id_t id = 0;
     int res = ::blight_send_zerocopy(fd, data, size, &detail::delete_array, nullptr, &id);

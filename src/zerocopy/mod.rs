@@ -281,12 +281,17 @@ const POLL_SLICE_MS: i32 = 20;
 /// Completes the sends of `entry` that the kernel is done with, waiting up to `timeout_ms`
 /// (`-1`: forever) for the first one when some are pending.
 fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
-    let path = entry.state.lock().path;
+    let (path, spliced) = {
+        let st = entry.state.lock();
+        (st.path, !st.spliced.pending.is_empty())
+    };
     let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     let left_ms = || deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis() as i32);
     match path {
-        Path::Copy => Ok(0),
-        Path::Splice => splice::complete_consumed(entry, timeout_ms),
+        // A socket that fell back to copying mid-buffer (vmsplice refused) still has the
+        // sends it spliced before to complete.
+        Path::Splice | Path::Copy if spliced => splice::complete_consumed(entry, timeout_ms),
+        Path::Splice | Path::Copy => Ok(0),
         Path::MsgZerocopy => loop {
             let (_, n) = drain_error_queue_of(entry)?;
             if n > 0 || timeout_ms == 0 || entry.state.lock().pending.is_empty() {

@@ -196,6 +196,11 @@ pub fn send(
 /// returned as `Err` once the queue is drained: reading it cleared the socket's `SO_ERROR`,
 /// so this call is the only one that can still report it.
 pub(crate) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, usize)> {
+    drain_error_queue_via(entry, entry.fd)
+}
+
+/// [`drain_error_queue_of`], reading through `fd`: any descriptor of the entry's socket.
+fn drain_error_queue_via(entry: &SocketEntry, fd: RawFd) -> io::Result<(usize, usize)> {
     let (mut read, mut completed) = (0, 0);
     let mut notes: Vec<Notification> = Vec::new();
     let mut real_error: Option<i32> = None;
@@ -205,31 +210,27 @@ pub(crate) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, us
     };
     loop {
         notes.clear();
-        let flags = sys::recv_error_queue(entry.fd, |level, kind, ee| match QueueMessage::classify(level, kind, ee) {
+        let flags = sys::recv_error_queue(fd, |level, kind, ee| match QueueMessage::classify(level, kind, ee) {
             QueueMessage::Completion(n) => notes.push(n),
             QueueMessage::Error(code) => {
-                log::debug!(
-                    "fd {}: error queue holds a socket error (origin {}, errno {code})",
-                    entry.fd,
-                    ee.ee_origin
-                );
+                log::debug!("fd {}: error queue holds a socket error (origin {}, errno {code})", fd, ee.ee_origin);
                 real_error.get_or_insert(code);
             }
             QueueMessage::Other => {
-                log::trace!("fd {}: error queue message (level {level}, type {kind}) that is not ours", entry.fd)
+                log::trace!("fd {fd}: error queue message (level {level}, type {kind}) that is not ours")
             }
         });
         match flags {
             Ok(flags) => {
                 read += 1;
                 if flags & libc::MSG_CTRUNC != 0 {
-                    log::warn!("fd {}: error queue control data truncated; a notification may be lost", entry.fd);
+                    log::warn!("fd {fd}: error queue control data truncated; a notification may be lost");
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return finish(read, completed, real_error),
             Err(e) if read > 0 => {
-                log::debug!("fd {}: error queue read failed after {read} messages: {e}", entry.fd);
+                log::debug!("fd {fd}: error queue read failed after {read} messages: {e}");
                 return finish(read, completed, real_error);
             }
             Err(e) => return Err(e),
@@ -330,23 +331,34 @@ pub fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
     }
 }
 
-/// The registered entry of `fd` if it still names the same socket; unlike [`lookup`] it
-/// never retires a stale entry (that takes the entry's send lock, which the caller may
-/// hold: [`drain_error_queue`] runs inside sends).
-fn peek(fd: RawFd) -> io::Result<Option<Arc<SocketEntry>>> {
-    let (_, inode) = sys::file_identity(fd)?;
-    Ok(SOCKETS.lock().get(&fd).filter(|e| e.inode == inode).cloned())
-}
-
-/// For [`crate::io::wait_for`]: drains the error queue of `fd` if it is a `MSG_ZEROCOPY`
-/// socket of ours. Returns false if nothing was in it: `POLLERR` has another cause; an
-/// error if a real error was in it (see [`drain_error_queue_of`]).
+/// For [`crate::io::wait_for`]: drains the error queue of `fd` if it holds zero-copy
+/// notifications of ours. Returns false if nothing was read: `POLLERR` has another cause;
+/// an error if a real error was in it (see [`drain_error_queue_of`]). Never retires a
+/// stale entry (that takes the entry's send lock, which the caller may hold: this runs
+/// inside sends).
+///
+/// The notifications belong to the entry that sends `MSG_ZEROCOPY` on the socket, which
+/// may be registered under another descriptor of it (`dup`, `fork`): they are credited to
+/// that entry whichever descriptor is waited on. A socket that copies but whose
+/// `SO_ZEROCOPY` is on (used again after `blight_forget_socket`) gets late notifications
+/// of abandoned sends; they are read and complete nothing.
 pub fn drain_error_queue(fd: RawFd) -> io::Result<bool> {
-    match peek(fd) {
-        Ok(Some(entry)) if entry.state.lock().path == Path::MsgZerocopy => {
-            drain_error_queue_of(&entry).map(|(read, _)| read > 0)
-        }
-        _ => Ok(false),
+    let Ok((_, inode)) = sys::file_identity(fd) else {
+        return Ok(false);
+    };
+    let direct = SOCKETS.lock().get(&fd).filter(|e| e.inode == inode).cloned();
+    if let Some(e) = direct.as_ref().filter(|e| e.state.lock().path == Path::MsgZerocopy) {
+        return drain_error_queue_via(e, fd).map(|(read, _)| read > 0);
+    }
+    // Off the common path (POLLERR on a descriptor that is not the sending one): a scan.
+    let same_socket: Vec<_> = SOCKETS.lock().values().filter(|e| e.inode == inode).cloned().collect();
+    let owner = same_socket
+        .iter()
+        .find(|e| e.state.lock().path == Path::MsgZerocopy)
+        .or_else(|| same_socket.iter().find(|e| e.state.lock().notifications));
+    match owner {
+        Some(e) => drain_error_queue_via(e, fd).map(|(read, _)| read > 0),
+        None => Ok(false),
     }
 }
 

@@ -103,6 +103,9 @@ pub struct SocketState {
     /// is still read for the sends already in flight.
     pub kernel_copies: bool,
     pub copied_run: CopiedRun,
+    /// `SO_ZEROCOPY` is on (an `AF_INET`/`AF_INET6` socket): its error queue holds
+    /// notifications, never protocol data, and may be read.
+    pub notifications: bool,
     /// The socket was forgotten (or found closed): nothing sent through this entry would
     /// ever be completed, so a send that finds it set looks the socket up again.
     pub retired: bool,
@@ -163,17 +166,20 @@ impl SocketEntry {
     pub fn probe(fd: RawFd, inode: u64) -> SocketEntry {
         let domain = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(-1);
         let kind = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE).unwrap_or(-1);
+        let inet = domain == libc::AF_INET || domain == libc::AF_INET6;
+        let zerocopy_was_on =
+            inet && sys::getsockopt_int(fd, libc::SOL_SOCKET, sys::SO_ZEROCOPY).is_ok_and(|on| on != 0);
         let path = if domain == libc::AF_UNIX && kind == libc::SOCK_STREAM {
             if splice_allowed() {
                 Path::Splice
             } else {
                 Path::Copy
             }
-        } else if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        } else if !inet {
             // MSG_ZEROCOPY is for TCP and UDP here: other families that accept SO_ZEROCOPY
             // (AF_VSOCK) report completions at levels this library does not read.
             Path::Copy
-        } else if sys::getsockopt_int(fd, libc::SOL_SOCKET, sys::SO_ZEROCOPY).is_ok_and(|on| on != 0) {
+        } else if zerocopy_was_on {
             // Enabled before we saw the socket (by its owner, or by us before
             // blight_forget_socket): the kernel's notification counter may not be at 0, and
             // completions could not be matched to sends.
@@ -199,6 +205,7 @@ impl SocketEntry {
                 kernel_copies: false,
                 copied_run: CopiedRun::default(),
                 retired: false,
+                notifications: path == Path::MsgZerocopy || zerocopy_was_on,
                 next_id: 0,
                 pending: PendingSends::default(),
                 spliced: SplicedSends::default(),

@@ -5,6 +5,7 @@
 //! `SIGPIPE`.
 use crate::sys;
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -205,7 +206,7 @@ pub fn sendv_all(fd: RawFd, iov: &[libc::iovec]) -> io::Result<()> {
 
 /// Reads exactly `buf.len()` bytes, waiting as long as it takes.
 /// The peer closing before the end is `EBADMSG`.
-pub fn recv_exact(fd: RawFd, buf: &mut [u8]) -> io::Result<()> {
+pub fn recv_exact(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<()> {
     let mut filled = 0;
     while filled < buf.len() {
         // MSG_WAITALL lets a blocking socket deliver the whole rest in one call.
@@ -229,7 +230,7 @@ pub fn recv_exact(fd: RawFd, buf: &mut [u8]) -> io::Result<()> {
 /// Upstream's `recv`: up to `attempts` waits of `timeout_ms` for the socket to become
 /// readable, then a non-blocking read; a partial read is completed with [`recv_exact`].
 /// Running out of attempts is `EAGAIN`; the peer closing before the end is `EBADMSG`.
-pub fn recv_with_attempts(fd: RawFd, buf: &mut [u8], attempts: u32, timeout_ms: u32) -> io::Result<()> {
+pub fn recv_with_attempts(fd: RawFd, buf: &mut [MaybeUninit<u8>], attempts: u32, timeout_ms: u32) -> io::Result<()> {
     let attempts = attempts.max(1);
     let timeout = timeout_ms.min(i32::MAX as u32) as i32;
     let mut tries = 0;

@@ -59,7 +59,8 @@ pub fn sendmsg(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::Result
 }
 
 /// `recv(2)` into a buffer.
-pub fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+/// `recv(2)` into `buf`, which need not be initialised (the kernel only writes to it).
+pub fn recv(fd: RawFd, buf: &mut [MaybeUninit<u8>], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
     check_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) })
 }

@@ -3,6 +3,7 @@
 use super::{blight_data_t, caller_error, checked_len, guard, io_error};
 use crate::io::{self, Interest};
 use std::ffi::{c_int, c_uint};
+use std::mem::MaybeUninit;
 
 /// Attempts and per-attempt timeout (ms) of `blight_recv`, as upstream's defaults.
 const RECV_ATTEMPTS: c_uint = 5;
@@ -15,7 +16,7 @@ fn recv_allocated(
     fd: c_int,
     data: *mut blight_data_t,
     size: libc::ssize_t,
-    fill: impl FnOnce(&mut [u8]) -> std::io::Result<()>,
+    fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> std::io::Result<()>,
 ) -> c_int {
     guard(name, || {
         if data.is_null() {
@@ -31,8 +32,9 @@ fn recv_allocated(
         if buf.is_null() {
             return Err(caller_error(name, libc::ENOMEM, format_args!("cannot allocate {size} bytes")));
         }
-        // SAFETY: `buf` is a fresh allocation of `size` bytes, ours until handed out.
-        let slice = unsafe { std::slice::from_raw_parts_mut(buf, size as usize) };
+        // SAFETY: `buf` is a fresh allocation of `size` bytes, ours until handed out;
+        // uninitialised, hence MaybeUninit (only the kernel writes it).
+        let slice = unsafe { std::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), size as usize) };
         match fill(slice) {
             Ok(()) => {
                 // SAFETY: checked non-null above.
@@ -159,8 +161,9 @@ pub extern "C" fn blight_recv_into(
     const NAME: &str = "blight_recv_into";
     guard(NAME, || {
         let len = checked_len(NAME, buf, size)?;
-        // SAFETY: the caller passes a writable buffer of `size` bytes (checked non-null).
-        let buf = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+        // SAFETY: the caller passes a writable buffer of `size` bytes (checked non-null),
+        // possibly uninitialised (new[] of unsigned char), hence MaybeUninit.
+        let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), len) };
         io::recv_with_attempts(fd, buf, attempts, timeout).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
     })
 }
@@ -173,8 +176,9 @@ pub extern "C" fn blight_recv_blocking_into(fd: c_int, buf: *mut std::ffi::c_uch
     const NAME: &str = "blight_recv_blocking_into";
     guard(NAME, || {
         let len = checked_len(NAME, buf, size)?;
-        // SAFETY: the caller passes a writable buffer of `size` bytes (checked non-null).
-        let buf = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+        // SAFETY: the caller passes a writable buffer of `size` bytes (checked non-null),
+        // possibly uninitialised (new[] of unsigned char), hence MaybeUninit.
+        let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), len) };
         io::recv_exact(fd, buf).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
     })
 }

@@ -208,3 +208,33 @@ TEST(ErrorQueue, WaitOnADuplicateOfAZeroCopySocketKeepsItsTimeout) {
     }, 30);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
 }
+
+TEST(ErrorQueue, SendsCompleteThroughADuplicateAfterTheSendingDescriptorIsClosed) {
+    // Zero-copy sends through descriptor A, A dup'ed to B, then A closed without
+    // blight_forget_socket: the socket lives on through B, its notifications still come,
+    // and they complete A's sends when read through B (they were stranded until A's number
+    // was reused).
+    Pair p = tcp_pair(AF_INET);
+    constexpr size_t kSize = 64 * 1024;
+    constexpr int kBuffers = 4;
+    StreamReader reader(p.b.get(), kSize * kBuffers, 13);
+    FreeCounter fc;
+    for (int i = 0; i < kBuffers; i++) {
+        blight_buffer_id_t id = 0;
+        ASSERT_EQ(blight_send_zerocopy(p.a.get(), new_pattern(kSize, 13, i * kSize), kSize, count_and_delete, &fc, &id),
+                  0);
+        ASSERT_EQ(blight_release_buffer(id), 0);
+    }
+    reader.join();
+    ASSERT_EQ(reader.mismatch(), -1);
+    ASSERT_GT(stats_of(p.a.get()).zerocopy_sends, 0u);
+    Fd dup(::dup(p.a.get()));
+    ASSERT_GE(dup.get(), 0);
+    int a_number = p.a.get();
+    p.a.reset();  // closed, not forgotten
+    EXPECT_TRUE(process_until(dup.get(), [&] { return fc.calls == kBuffers; })) << fc.calls << " freed";
+    // Forgetting the closed number releases what is left of its entry (nothing by now).
+    EXPECT_EQ(blight_forget_socket(a_number), 0);
+    EXPECT_EQ(blight_forget_socket(dup.get()), 0);
+    EXPECT_EQ(fc.calls, kBuffers);
+}

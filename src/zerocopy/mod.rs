@@ -282,6 +282,11 @@ const POLL_SLICE_MS: i32 = 20;
 /// Completes the sends of `entry` that the kernel is done with, waiting up to `timeout_ms`
 /// (`-1`: forever) for the first one when some are pending.
 fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
+    complete_sends_via(entry, entry.fd, timeout_ms)
+}
+
+/// [`complete_sends`], reading the socket through `fd` (any descriptor of it).
+fn complete_sends_via(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
     let (path, spliced) = {
         let st = entry.state.lock();
         (st.path, !st.spliced.pending.is_empty())
@@ -294,7 +299,7 @@ fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
         Path::Splice | Path::Copy if spliced => splice::complete_consumed(entry, timeout_ms),
         Path::Splice | Path::Copy => Ok(0),
         Path::MsgZerocopy => loop {
-            let (_, n) = drain_error_queue_of(entry)?;
+            let (_, n) = drain_error_queue_via(entry, fd)?;
             if n > 0 || timeout_ms == 0 || entry.state.lock().pending.is_empty() {
                 return Ok(n);
             }
@@ -309,11 +314,11 @@ fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
                 ms if ms < 0 => POLL_SLICE_MS,
                 ms => ms.min(POLL_SLICE_MS),
             };
-            match sys::poll(entry.fd, 0, slice) {
+            match sys::poll(fd, 0, slice) {
                 Ok(r) if r & libc::POLLNVAL != 0 => return Err(error(libc::EBADF)),
                 Ok(r) if r & libc::POLLERR == 0 && r != 0 => {
                     // Hung up with nothing queued: nothing more will come.
-                    return drain_error_queue_of(entry).map(|(_, n)| n);
+                    return drain_error_queue_via(entry, fd).map(|(_, n)| n);
                 }
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
@@ -326,9 +331,38 @@ fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
 /// `blight_process_zerocopy_completions`.
 pub fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
     match lookup(fd, false)? {
-        Some(entry) => complete_sends(&entry, timeout_ms),
-        None => Ok(0),
+        Some(entry) => match notification_owner(&entry) {
+            // Another descriptor of this socket (dup, fork) sends MSG_ZEROCOPY on it: its
+            // sends complete through this one too, also after that descriptor was closed.
+            Some(owner) => complete_sends_via(&owner, fd, timeout_ms),
+            None => complete_sends(&entry, timeout_ms),
+        },
+        // Not registered, but maybe a dup of a socket that is.
+        None => match owner_of_socket(sys::file_identity(fd)?.1) {
+            Some(owner) => complete_sends_via(&owner, fd, timeout_ms),
+            None => Ok(0),
+        },
     }
+}
+
+/// For an entry that copies but whose socket has `SO_ZEROCOPY` on: the entry of another
+/// descriptor of the same socket that sends `MSG_ZEROCOPY` (its notifications are read
+/// through any descriptor). A scan, off the common path.
+fn notification_owner(entry: &Arc<SocketEntry>) -> Option<Arc<SocketEntry>> {
+    {
+        let st = entry.state.lock();
+        if st.path != Path::Copy || !st.notifications {
+            return None;
+        }
+    }
+    owner_of_socket(entry.inode)
+}
+
+/// The entry that sends `MSG_ZEROCOPY` on the socket with this inode, under whichever
+/// descriptor it was registered.
+fn owner_of_socket(inode: u64) -> Option<Arc<SocketEntry>> {
+    let same_socket: Vec<_> = SOCKETS.lock().values().filter(|e| e.inode == inode).cloned().collect();
+    same_socket.into_iter().find(|e| e.state.lock().path == Path::MsgZerocopy)
 }
 
 /// For [`crate::io::wait_for`]: drains the error queue of `fd` if it holds zero-copy
@@ -351,13 +385,9 @@ pub fn drain_error_queue(fd: RawFd) -> io::Result<bool> {
         return drain_error_queue_via(e, fd).map(|(read, _)| read > 0);
     }
     // Off the common path (POLLERR on a descriptor that is not the sending one): a scan.
-    let same_socket: Vec<_> = SOCKETS.lock().values().filter(|e| e.inode == inode).cloned().collect();
-    let owner = same_socket
-        .iter()
-        .find(|e| e.state.lock().path == Path::MsgZerocopy)
-        .or_else(|| same_socket.iter().find(|e| e.state.lock().notifications));
+    let owner = owner_of_socket(inode).or_else(|| direct.filter(|e| e.state.lock().notifications));
     match owner {
-        Some(e) => drain_error_queue_via(e, fd).map(|(read, _)| read > 0),
+        Some(e) => drain_error_queue_via(&e, fd).map(|(read, _)| read > 0),
         None => Ok(false),
     }
 }

@@ -213,7 +213,7 @@ fn drain_error_queue_via(entry: &SocketEntry, fd: RawFd) -> io::Result<(usize, u
         let flags = sys::recv_error_queue(fd, |level, kind, ee| match QueueMessage::classify(level, kind, ee) {
             QueueMessage::Completion(n) => notes.push(n),
             QueueMessage::Error(code) => {
-                log::debug!("fd {}: error queue holds a socket error (origin {}, errno {code})", fd, ee.ee_origin);
+                log::debug!("fd {fd}: error queue holds a socket error (origin {}, errno {code})", ee.ee_origin);
                 real_error.get_or_insert(code);
             }
             QueueMessage::Other => {
@@ -287,108 +287,96 @@ fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
 
 /// [`complete_sends`], reading the socket through `fd` (any descriptor of it).
 fn complete_sends_via(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
-    let (path, spliced) = {
+    let (spliced, notifications) = {
         let st = entry.state.lock();
-        (st.path, !st.spliced.pending.is_empty())
+        (!st.spliced.pending.is_empty(), st.notifications)
     };
+    // Whatever the path now: a socket that fell back to copying mid-buffer (vmsplice
+    // refused) still has the sends it spliced before, and one that copies with SO_ZEROCOPY
+    // on (used again after blight_forget_socket) still gets notifications.
+    if spliced {
+        return splice::complete_consumed(entry, timeout_ms);
+    }
+    if !notifications {
+        // SO_ZEROCOPY is off: nothing to read, and on AF_UNIX the error queue is the data.
+        return Ok(0);
+    }
     let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     let left_ms = || deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis() as i32);
-    match path {
-        // A socket that fell back to copying mid-buffer (vmsplice refused) still has the
-        // sends it spliced before to complete.
-        Path::Splice | Path::Copy if spliced => splice::complete_consumed(entry, timeout_ms),
-        Path::Splice | Path::Copy => Ok(0),
-        Path::MsgZerocopy => loop {
-            let (_, n) = drain_error_queue_via(entry, fd)?;
-            if n > 0 || timeout_ms == 0 || entry.state.lock().pending.is_empty() {
-                return Ok(n);
+    loop {
+        let (_, n) = drain_error_queue_via(entry, fd)?;
+        if n > 0 || timeout_ms == 0 || entry.state.lock().pending.is_empty() {
+            return Ok(n);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(0);
+        }
+        // With no events asked for, poll still reports POLLERR: a notification arrived.
+        // In slices: another thread (a send while the socket is full, a wait_for) may
+        // drain the last notification between the check above and this poll, and then
+        // no POLLERR would ever come.
+        let slice = match left_ms() {
+            ms if ms < 0 => POLL_SLICE_MS,
+            ms => ms.min(POLL_SLICE_MS),
+        };
+        match sys::poll(fd, 0, slice) {
+            Ok(r) if r & libc::POLLNVAL != 0 => return Err(error(libc::EBADF)),
+            Ok(r) if r & libc::POLLERR == 0 && r != 0 => {
+                // Hung up with nothing queued: nothing more will come.
+                return drain_error_queue_via(entry, fd).map(|(_, n)| n);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(0);
-            }
-            // With no events asked for, poll still reports POLLERR: a notification arrived.
-            // In slices: another thread (a send while the socket is full, a wait_for) may
-            // drain the last notification between the check above and this poll, and then
-            // no POLLERR would ever come.
-            let slice = match left_ms() {
-                ms if ms < 0 => POLL_SLICE_MS,
-                ms => ms.min(POLL_SLICE_MS),
-            };
-            match sys::poll(fd, 0, slice) {
-                Ok(r) if r & libc::POLLNVAL != 0 => return Err(error(libc::EBADF)),
-                Ok(r) if r & libc::POLLERR == 0 && r != 0 => {
-                    // Hung up with nothing queued: nothing more will come.
-                    return drain_error_queue_via(entry, fd).map(|(_, n)| n);
-                }
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) => return Err(e),
-            }
-        },
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
 /// `blight_process_zerocopy_completions`.
 pub fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
-    match lookup(fd, false)? {
-        Some(entry) => match notification_owner(&entry) {
-            // Another descriptor of this socket (dup, fork) sends MSG_ZEROCOPY on it: its
-            // sends complete through this one too, also after that descriptor was closed.
-            Some(owner) => complete_sends_via(&owner, fd, timeout_ms),
-            None => complete_sends(&entry, timeout_ms),
-        },
-        // Not registered, but maybe a dup of a socket that is.
-        None => match owner_of_socket(sys::file_identity(fd)?.1) {
-            Some(owner) => complete_sends_via(&owner, fd, timeout_ms),
-            None => Ok(0),
-        },
+    let own = lookup(fd, false)?;
+    let inode = match &own {
+        Some(e) => e.inode,
+        None => sys::file_identity(fd)?.1,
+    };
+    match completing_entry(own, inode) {
+        Some(entry) => complete_sends_via(&entry, fd, timeout_ms),
+        None => Ok(0),
     }
 }
 
-/// For an entry that copies but whose socket has `SO_ZEROCOPY` on: the entry of another
-/// descriptor of the same socket that sends `MSG_ZEROCOPY` (its notifications are read
-/// through any descriptor). A scan, off the common path.
-fn notification_owner(entry: &Arc<SocketEntry>) -> Option<Arc<SocketEntry>> {
-    {
-        let st = entry.state.lock();
+/// Whose sends are completed by what is read through a descriptor of socket `inode` whose
+/// own entry is `own`: that entry, unless it copies with `SO_ZEROCOPY` on (or there is
+/// none): then the entry of another descriptor of the socket (`dup`, `fork`) that sends
+/// `MSG_ZEROCOPY` on it, also after that descriptor was closed. The scan for it runs only
+/// then, off the common path.
+fn completing_entry(own: Option<Arc<SocketEntry>>, inode: u64) -> Option<Arc<SocketEntry>> {
+    if let Some(e) = &own {
+        let st = e.state.lock();
         if st.path != Path::Copy || !st.notifications {
-            return None;
+            drop(st);
+            return own;
         }
     }
-    owner_of_socket(entry.inode)
-}
-
-/// The entry that sends `MSG_ZEROCOPY` on the socket with this inode, under whichever
-/// descriptor it was registered.
-fn owner_of_socket(inode: u64) -> Option<Arc<SocketEntry>> {
     let same_socket: Vec<_> = SOCKETS.lock().values().filter(|e| e.inode == inode).cloned().collect();
-    same_socket.into_iter().find(|e| e.state.lock().path == Path::MsgZerocopy)
+    same_socket.into_iter().find(|e| e.state.lock().path == Path::MsgZerocopy).or(own)
 }
 
-/// For [`crate::io::wait_for`]: drains the error queue of `fd` if it holds zero-copy
-/// notifications of ours. Returns false if nothing was read: `POLLERR` has another cause;
-/// an error if a real error was in it (see [`drain_error_queue_of`]). Never retires a
-/// stale entry (that takes the entry's send lock, which the caller may hold: this runs
-/// inside sends).
-///
-/// The notifications belong to the entry that sends `MSG_ZEROCOPY` on the socket, which
-/// may be registered under another descriptor of it (`dup`, `fork`): they are credited to
-/// that entry whichever descriptor is waited on. A socket that copies but whose
-/// `SO_ZEROCOPY` is on (used again after `blight_forget_socket`) gets late notifications
-/// of abandoned sends; they are read and complete nothing.
+/// For [`crate::io::wait_for`]: reads the notifications in the error queue of `fd`, if it
+/// is a socket of ours with `SO_ZEROCOPY` on, and completes the sends they cover (see
+/// [`completing_entry`]; a socket that copies gets only late notifications of abandoned
+/// sends, which complete nothing). Returns false if nothing was read: `POLLERR` has
+/// another cause; an error if a real error was in it (see [`drain_error_queue_of`]).
+/// Never retires a stale entry (that takes the entry's send lock, which the caller may
+/// hold: this runs inside sends).
 pub fn drain_error_queue(fd: RawFd) -> io::Result<bool> {
     let Ok((_, inode)) = sys::file_identity(fd) else {
         return Ok(false);
     };
-    let direct = SOCKETS.lock().get(&fd).filter(|e| e.inode == inode).cloned();
-    if let Some(e) = direct.as_ref().filter(|e| e.state.lock().path == Path::MsgZerocopy) {
-        return drain_error_queue_via(e, fd).map(|(read, _)| read > 0);
-    }
-    // Off the common path (POLLERR on a descriptor that is not the sending one): a scan.
-    let owner = owner_of_socket(inode).or_else(|| direct.filter(|e| e.state.lock().notifications));
-    match owner {
-        Some(e) => drain_error_queue_via(&e, fd).map(|(read, _)| read > 0),
-        None => Ok(false),
+    let own = SOCKETS.lock().get(&fd).filter(|e| e.inode == inode).cloned();
+    match completing_entry(own, inode) {
+        Some(e) if e.state.lock().notifications => drain_error_queue_via(&e, fd).map(|(read, _)| read > 0),
+        _ => Ok(false),
     }
 }
 

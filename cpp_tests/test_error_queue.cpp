@@ -15,12 +15,6 @@ using namespace zc_test;
 
 namespace {
 
-unsigned char* new_pattern(size_t n, uint64_t seed, uint64_t off = 0) {
-    auto* p = new unsigned char[n];
-    fill_pattern(p, n, seed, off);
-    return p;
-}
-
 // A UDP socket connected to a loopback port nobody listens on, with IP_RECVERR: the
 // datagram it sends comes back as ICMP port-unreachable, queued in its error queue.
 Fd udp_with_icmp_error() {
@@ -103,10 +97,8 @@ TEST(ErrorQueue, TimestampsOnAZeroCopySocketAreNotErrors) {
     StreamReader reader(p.b.get(), kSize * kBuffers, 21);
     FreeCounter fc;
     for (int i = 0; i < kBuffers; i++) {
-        blight_buffer_id_t id = 0;
-        ASSERT_EQ(blight_send_zerocopy(p.a.get(), new_pattern(kSize, 21, i * kSize), kSize, count_and_delete, &fc, &id),
-                  0);
-        ASSERT_EQ(blight_release_buffer(id), 0);
+        send_new(p.a.get(), kSize, 21, i * kSize, fc);
+        ASSERT_FALSE(HasFailure());
     }
     reader.join();
     EXPECT_EQ(reader.mismatch(), -1);
@@ -158,17 +150,13 @@ TEST(ErrorQueue, SendsAfterForgettingAnOpenSocketStillComplete) {
     constexpr int kBuffers = 6;
     StreamReader reader(p.b.get(), kSize * kBuffers, 5);
     FreeCounter fc;
-    auto send_one = [&](int i) {
-        blight_buffer_id_t id = 0;
-        ASSERT_EQ(blight_send_zerocopy(p.a.get(), new_pattern(kSize, 5, i * kSize), kSize, count_and_delete, &fc, &id),
-                  0);
-        ASSERT_EQ(blight_release_buffer(id), 0);
-    };
-    for (int i = 0; i < kBuffers / 2; i++) send_one(i);
+    for (int i = 0; i < kBuffers / 2; i++) send_new(p.a.get(), kSize, 5, i * kSize, fc);
+    ASSERT_FALSE(HasFailure());
     auto before = stats_of(p.a.get());
     EXPECT_EQ(before.path, BLIGHT_ZEROCOPY_PATH_MSG_ZEROCOPY);
     ASSERT_GE(blight_forget_socket(p.a.get()), 0);
-    for (int i = kBuffers / 2; i < kBuffers; i++) send_one(i);
+    for (int i = kBuffers / 2; i < kBuffers; i++) send_new(p.a.get(), kSize, 5, i * kSize, fc);
+    ASSERT_FALSE(HasFailure());
     reader.join();
     EXPECT_EQ(reader.mismatch(), -1);
     EXPECT_TRUE(process_until(p.a.get(), [&] { return fc.calls == kBuffers; })) << fc.calls << " freed";
@@ -220,10 +208,8 @@ TEST(ErrorQueue, SendsCompleteThroughADuplicateAfterTheSendingDescriptorIsClosed
     StreamReader reader(p.b.get(), kSize * kBuffers, 13);
     FreeCounter fc;
     for (int i = 0; i < kBuffers; i++) {
-        blight_buffer_id_t id = 0;
-        ASSERT_EQ(blight_send_zerocopy(p.a.get(), new_pattern(kSize, 13, i * kSize), kSize, count_and_delete, &fc, &id),
-                  0);
-        ASSERT_EQ(blight_release_buffer(id), 0);
+        send_new(p.a.get(), kSize, 13, i * kSize, fc);
+        ASSERT_FALSE(HasFailure());
     }
     reader.join();
     ASSERT_EQ(reader.mismatch(), -1);

@@ -15,12 +15,6 @@ using namespace zc_test;
 
 namespace {
 
-unsigned char* new_pattern(size_t n, uint64_t seed, uint64_t off = 0) {
-    auto* p = new unsigned char[n];
-    fill_pattern(p, n, seed, off);
-    return p;
-}
-
 // Asks for a send buffer of `want` bytes on `fd`; returns what the kernel granted.
 int grow_sndbuf(int fd, int want) {
     ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);

@@ -19,26 +19,6 @@ using namespace zc_test;
 
 namespace {
 
-// A new[] copy of bytes [off, off + n) of the pattern stream `seed`.
-unsigned char* new_pattern(size_t n, uint64_t seed, uint64_t off = 0) {
-    auto* p = new unsigned char[n];
-    fill_pattern(p, n, seed, off);
-    return p;
-}
-
-// Sends a new[] copy of pattern bytes [off, off + n) with count_and_delete; returns the id
-// (released at once when `release`).
-blight_buffer_id_t send_new(int fd, size_t n, uint64_t seed, uint64_t off, FreeCounter& fc, bool release = true) {
-    blight_buffer_id_t id = 0;
-    int r = blight_send_zerocopy(fd, new_pattern(n, seed, off), static_cast<ssize_t>(n), count_and_delete, &fc, &id);
-    EXPECT_EQ(r, 0) << std::strerror(-r);
-    EXPECT_NE(id, 0u);
-    if (release && id != 0) {
-        EXPECT_EQ(blight_release_buffer(id), 0);
-    }
-    return id;
-}
-
 // One datagram, waiting at most 20 s for it.
 std::vector<unsigned char> recv_dgram(int fd, size_t max = 70000) {
     std::vector<unsigned char> buf(max);

@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 
+#include <cstring>
 #include <functional>
 #include <thread>
 
@@ -28,6 +29,27 @@ class ThresholdTest : public ::testing::Test {
     void SetUp() override { ASSERT_EQ(blight_set_zerocopy_threshold(kDefaultThreshold), 0); }
     void TearDown() override { blight_set_zerocopy_threshold(kDefaultThreshold); }
 };
+
+// A new[] copy of bytes [off, off + n) of the pattern stream `seed`.
+inline unsigned char* new_pattern(size_t n, uint64_t seed, uint64_t off = 0) {
+    auto* p = new unsigned char[n];
+    fill_pattern(p, n, seed, off);
+    return p;
+}
+
+// Sends a new[] copy of pattern bytes [off, off + n) with count_and_delete; returns the id
+// (released at once when `release`).
+inline blight_buffer_id_t send_new(int fd, size_t n, uint64_t seed, uint64_t off, FreeCounter& fc,
+                                   bool release = true) {
+    blight_buffer_id_t id = 0;
+    int r = blight_send_zerocopy(fd, new_pattern(n, seed, off), static_cast<ssize_t>(n), count_and_delete, &fc, &id);
+    EXPECT_EQ(r, 0) << std::strerror(-r);
+    EXPECT_NE(id, 0u);
+    if (release && id != 0) {
+        EXPECT_EQ(blight_release_buffer(id), 0);
+    }
+    return id;
+}
 
 inline blight_zerocopy_stats stats_of(int fd) {
     blight_zerocopy_stats s;

@@ -86,6 +86,46 @@ TEST(ErrorQueue, ZeroCopyCompletionsOnAUdpSocketWithIcmpErrors) {
     EXPECT_EQ(blight_forget_socket(fd.get()), 0);
 }
 
+TEST(ErrorQueue, ACompletionReadTogetherWithASocketErrorIsCountedAndTheErrorReportedNext) {
+    // One zero-copy datagram to a closed loopback port: its notification and the ICMP error
+    // it provokes land in the error queue together, and one call reads both. That call
+    // returns the completed send; the next returns the error. Neither may be lost.
+    Fd probe(::socket(AF_INET, SOCK_DGRAM, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::bind(probe.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+    ASSERT_EQ(::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    probe.reset();
+    Fd fd(::socket(AF_INET, SOCK_DGRAM, 0));
+    int on = 1;
+    ASSERT_EQ(::setsockopt(fd.get(), SOL_IP, IP_RECVERR, &on, sizeof on), 0);
+    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+
+    size_t threshold = blight_zerocopy_threshold();
+    ASSERT_EQ(blight_set_zerocopy_threshold(1024), 0);
+    FreeCounter fc;
+    blight_buffer_id_t id = send_new(fd.get(), 4096, 5, 0, fc);
+    blight_set_zerocopy_threshold(threshold);
+    ASSERT_NE(id, 0u);  // send_new released it
+    ASSERT_EQ(stats_of(fd.get()).zerocopy_sends, 1u) << "the datagram was not sent with MSG_ZEROCOPY";
+    // Let both the notification and the ICMP error arrive before the first read.
+    ASSERT_NE(poll_for(fd.get(), 0, 5000) & POLLERR, 0);
+    ::usleep(100 * 1000);
+
+    int first = blight_process_zerocopy_completions(fd.get(), 1000);
+    EXPECT_EQ(first, 1) << "the completed send must be counted by the call that read it";
+    EXPECT_EQ(fc.calls, 1);
+    EXPECT_EQ(blight_process_zerocopy_completions(fd.get(), 0), -ECONNREFUSED)
+        << "the socket error read with it must be reported by the next call";
+    EXPECT_EQ(blight_process_zerocopy_completions(fd.get(), 0), 0) << "reported once";
+    blight_zerocopy_stats s = stats_of(fd.get());
+    EXPECT_EQ(s.completed_sends, 1u);
+    EXPECT_EQ(s.pending_sends, 0u);
+    EXPECT_EQ(blight_forget_socket(fd.get()), 0);
+}
+
 TEST(ErrorQueue, TimestampsOnAZeroCopySocketAreNotErrors) {
     // SO_TIMESTAMP makes the kernel attach a receive timestamp to every message read,
     // the error queue's too: it is not a sock_extended_err and must not be read as one.

@@ -221,7 +221,8 @@ int blight_send_zerocopy(int fd,
  *
  * Returns the number of sends completed (>= 0), or a negative errno (`-EBADF`,
  * `-ENOTSOCK`, or a socket error found in the error queue, such as an ICMP error with
- * `IP_RECVERR`: reading it cleared `SO_ERROR`; the completions read with it still count).
+ * `IP_RECVERR`: reading it cleared `SO_ERROR`). A call that finds such an error and also
+ * completes sends returns their count, and the next call returns the error.
  */
 int blight_process_zerocopy_completions(int fd, int timeout);
 

@@ -135,7 +135,8 @@ pub extern "C" fn blight_send_zerocopy(
 ///
 /// Returns the number of sends completed (>= 0), or a negative errno (`-EBADF`,
 /// `-ENOTSOCK`, or a socket error found in the error queue, such as an ICMP error with
-/// `IP_RECVERR`: reading it cleared `SO_ERROR`; the completions read with it still count).
+/// `IP_RECVERR`: reading it cleared `SO_ERROR`). A call that finds such an error and also
+/// completes sends returns their count, and the next call returns the error.
 #[no_mangle]
 pub extern "C" fn blight_process_zerocopy_completions(fd: c_int, timeout: c_int) -> c_int {
     const NAME: &str = "blight_process_zerocopy_completions";

@@ -189,32 +189,47 @@ pub fn send(
     (id, result)
 }
 
-/// Reads every message waiting in the error queue and completes the sends their
-/// notifications cover. Returns how many messages it read and how many sends completed.
-///
-/// A real error in the queue (`ee_errno != 0`: an ICMP error with `IP_RECVERR`, ...) is
-/// returned as `Err` once the queue is drained: reading it cleared the socket's `SO_ERROR`,
-/// so this call is the only one that can still report it.
-pub(crate) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, usize)> {
-    drain_error_queue_via(entry, entry.fd)
+/// What one pass over a socket's error queue found.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    /// Messages read.
+    pub read: usize,
+    /// Sends their notifications completed (their frees have run).
+    pub completed: usize,
+    /// The first real socket error among them (`ee_errno != 0`: an ICMP error with
+    /// `IP_RECVERR`, ...). Reading it cleared the socket's `SO_ERROR`, so whoever drained
+    /// the queue is the only one left who can report it.
+    pub error: Option<i32>,
 }
 
-/// [`drain_error_queue_of`], reading through `fd`: any descriptor of the entry's socket.
-fn drain_error_queue_via(entry: &SocketEntry, fd: RawFd) -> io::Result<(usize, usize)> {
-    let (mut read, mut completed) = (0, 0);
+impl Drained {
+    /// The error as `Err`, for callers that report it at once (sends, waits).
+    fn into_result(self) -> io::Result<(usize, usize)> {
+        match self.error {
+            Some(code) => Err(error(code)),
+            None => Ok((self.read, self.completed)),
+        }
+    }
+}
+
+/// Reads every message waiting in the error queue and completes the sends their
+/// notifications cover. Returns how many messages it read and how many sends completed,
+/// or the real error found in the queue (see [`Drained::error`]) once it is drained.
+pub(crate) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, usize)> {
+    drain_error_queue_via(entry, entry.fd)?.into_result()
+}
+
+/// Drains the error queue of `entry`'s socket, reading through `fd`: any descriptor of it.
+fn drain_error_queue_via(entry: &SocketEntry, fd: RawFd) -> io::Result<Drained> {
+    let mut d = Drained::default();
     let mut notes: Vec<Notification> = Vec::new();
-    let mut real_error: Option<i32> = None;
-    let finish = |read, completed, real_error: Option<i32>| match real_error {
-        Some(code) => Err(error(code)),
-        None => Ok((read, completed)),
-    };
     loop {
         notes.clear();
         let flags = sys::recv_error_queue(fd, |level, kind, ee| match QueueMessage::classify(level, kind, ee) {
             QueueMessage::Completion(n) => notes.push(n),
             QueueMessage::Error(code) => {
                 log::debug!("fd {fd}: error queue holds a socket error (origin {}, errno {code})", ee.ee_origin);
-                real_error.get_or_insert(code);
+                d.error.get_or_insert(code);
             }
             QueueMessage::Other => {
                 log::trace!("fd {fd}: error queue message (level {level}, type {kind}) that is not ours")
@@ -222,20 +237,35 @@ fn drain_error_queue_via(entry: &SocketEntry, fd: RawFd) -> io::Result<(usize, u
         });
         match flags {
             Ok(flags) => {
-                read += 1;
+                d.read += 1;
                 if flags & libc::MSG_CTRUNC != 0 {
                     log::warn!("fd {fd}: error queue control data truncated; a notification may be lost");
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return finish(read, completed, real_error),
-            Err(e) if read > 0 => {
-                log::debug!("fd {fd}: error queue read failed after {read} messages: {e}");
-                return finish(read, completed, real_error);
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(d),
+            Err(e) if d.read > 0 => {
+                log::debug!("fd {fd}: error queue read failed after {} messages: {e}", d.read);
+                return Ok(d);
             }
             Err(e) => return Err(e),
         }
-        completed += apply_notifications(entry, &notes);
+        d.completed += apply_notifications(entry, &notes);
+    }
+}
+
+/// For `process_completions`: the sends completed, or the socket error found with them.
+/// When a pass found both, the count is returned now and the error by the next call, so
+/// that neither is lost.
+fn settle(entry: &SocketEntry, d: Drained) -> io::Result<usize> {
+    match d.error {
+        None => Ok(d.completed),
+        Some(code) if d.completed == 0 => Err(error(code)),
+        Some(code) => {
+            log::debug!("fd {}: {} sends completed; socket error {code} reported next call", entry.fd, d.completed);
+            entry.state.lock().unreported_error = Some(code);
+            Ok(d.completed)
+        }
     }
 }
 
@@ -301,10 +331,13 @@ fn complete_sends_via(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> io::Re
         // SO_ZEROCOPY is off: nothing to read, and on AF_UNIX the error queue is the data.
         return Ok(0);
     }
+    if let Some(code) = entry.state.lock().unreported_error.take() {
+        return Err(error(code));
+    }
     let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     let left_ms = || deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis() as i32);
     loop {
-        let (_, n) = drain_error_queue_via(entry, fd)?;
+        let n = settle(entry, drain_error_queue_via(entry, fd)?)?;
         if n > 0 || timeout_ms == 0 || entry.state.lock().pending.is_empty() {
             return Ok(n);
         }
@@ -323,7 +356,7 @@ fn complete_sends_via(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> io::Re
             Ok(r) if r & libc::POLLNVAL != 0 => return Err(error(libc::EBADF)),
             Ok(r) if r & libc::POLLERR == 0 && r != 0 => {
                 // Hung up with nothing queued: nothing more will come.
-                return drain_error_queue_via(entry, fd).map(|(_, n)| n);
+                return settle(entry, drain_error_queue_via(entry, fd)?);
             }
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
@@ -375,7 +408,9 @@ pub fn drain_error_queue(fd: RawFd) -> io::Result<bool> {
     };
     let own = SOCKETS.lock().get(&fd).filter(|e| e.inode == inode).cloned();
     match completing_entry(own, inode) {
-        Some(e) if e.state.lock().notifications => drain_error_queue_via(&e, fd).map(|(read, _)| read > 0),
+        Some(e) if e.state.lock().notifications => {
+            drain_error_queue_via(&e, fd)?.into_result().map(|(read, _)| read > 0)
+        }
         _ => Ok(false),
     }
 }

@@ -109,6 +109,9 @@ pub struct SocketState {
     /// The socket was forgotten (or found closed): nothing sent through this entry would
     /// ever be completed, so a send that finds it set looks the socket up again.
     pub retired: bool,
+    /// A socket error read from the error queue by a `process_completions` call that also
+    /// completed sends (and returned their count): the next call returns it.
+    pub unreported_error: Option<i32>,
     /// The id the kernel will give the next successful `MSG_ZEROCOPY` send.
     pub next_id: u32,
     pub pending: PendingSends,
@@ -206,6 +209,7 @@ impl SocketEntry {
                 copied_run: CopiedRun::default(),
                 retired: false,
                 notifications: path == Path::MsgZerocopy || zerocopy_was_on,
+                unreported_error: None,
                 next_id: 0,
                 pending: PendingSends::default(),
                 spliced: SplicedSends::default(),

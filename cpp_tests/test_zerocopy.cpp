@@ -12,6 +12,8 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <thread>
+#include <atomic>
 
 #include "zc_util.h"
 
@@ -596,6 +598,79 @@ TEST_F(ZeroCopy, ClosedSocketNumberReusedByANewSocketStartsFresh) {
     EXPECT_EQ(s.completed_sends, s.zerocopy_sends);
     EXPECT_EQ(fc.calls, 4);
     EXPECT_EQ(fc.bytes, 4u * 65536);
+}
+
+// The process totals count every socket once, also while sockets are being forgotten
+// (blight_forget_socket) or found closed and reused (the next call on the number): no
+// counter but pending_sends ever goes down.
+TEST_F(ZeroCopy, ProcessTotalsNeverGoBackWhileSocketsAreForgotten) {
+    std::atomic<bool> done{false};
+    std::atomic<int> sockets{0};
+    std::thread churn([&] {
+        for (int i = 0; i < 4000; i++) {
+            Pair p = unix_pair(true);
+            FreeCounter fc;
+            send_new(p.a.get(), 100, 56, 0, fc);
+            if (i % 2 == 0) {
+                EXPECT_EQ(blight_forget_socket(p.a.get()), 0);
+            }  // else closed unforgotten: the next pair gets the number, and retires it
+            sockets++;
+        }
+        done = true;
+    });
+    blight_zerocopy_stats last = stats_of(-1);
+    int reads = 0, backwards = 0;
+    while (!done) {
+        blight_zerocopy_stats s = stats_of(-1);
+        reads++;
+        if (bytes_sent(s) < bytes_sent(last) || s.copied_sends < last.copied_sends) {
+            if (backwards++ < 3) {
+                ADD_FAILURE() << "totals went back after " << sockets << " sockets: bytes " << bytes_sent(last)
+                              << " -> " << bytes_sent(s) << ", copied sends " << last.copied_sends << " -> "
+                              << s.copied_sends;
+            }
+        }
+        last = s;
+    }
+    churn.join();
+    EXPECT_EQ(backwards, 0) << "in " << reads << " reads";
+    blight_zerocopy_stats end = stats_of(-1);
+    EXPECT_GE(bytes_sent(end), bytes_sent(last));
+}
+
+// Forgetting a number that was closed and given to another file forgets the closed socket:
+// its pending buffers are freed and counted, and the call says how many.
+TEST_F(ZeroCopy, ForgettingAReusedNumberReleasesTheClosedSocketsSends) {
+    for (bool reused_by_socket : {true, false}) {
+        SCOPED_TRACE(reused_by_socket ? "reused by a socket" : "reused by a pipe");
+        std::vector<unsigned char> data = pattern(4 * 65536, 55);
+        Pair p = stuck_tcp_pair();
+        FreeCounter fc;
+        std::vector<blight_buffer_id_t> ids = send_stuck(p.a.get(), data, fc);
+        for (blight_buffer_id_t id : ids) EXPECT_EQ(blight_release_buffer(id), 0);
+        int pending = static_cast<int>(stats_of(p.a.get()).pending_sends);
+        ASSERT_GE(pending, 1);
+        blight_zerocopy_stats t0 = stats_of(-1);
+
+        int num = p.a.get();
+        p.a.reset();
+        Pair q = tcp_pair(AF_INET);
+        int pipe_fds[2] = {-1, -1};
+        ASSERT_EQ(::pipe(pipe_fds), 0);
+        Fd pipe_r(pipe_fds[0]), pipe_w(pipe_fds[1]);
+        ASSERT_EQ(::dup2(reused_by_socket ? q.a.get() : pipe_w.get(), num), num);
+        Fd reused(num);
+
+        EXPECT_EQ(blight_forget_socket(num), pending);
+        EXPECT_EQ(fc.calls, 4);
+        blight_zerocopy_stats t1 = stats_of(-1);
+        EXPECT_EQ(t1.abandoned_sends - t0.abandoned_sends, static_cast<uint64_t>(pending));
+        EXPECT_EQ(t0.pending_sends - t1.pending_sends, static_cast<uint64_t>(pending));
+        EXPECT_EQ(bytes_sent(t1), bytes_sent(t0)) << "the totals lost or doubled the closed socket";
+        // Forgotten: the number is now just what it names.
+        EXPECT_EQ(blight_forget_socket(num), reused_by_socket ? 0 : -ENOTSOCK);
+        EXPECT_EQ(fc.calls, 4);
+    }
 }
 
 TEST_F(ZeroCopy, DupToTheNumberOfALiveSocketAlsoStartsFresh) {

@@ -174,10 +174,13 @@ pub extern "C" fn blight_buffer_in_flight(id: blight_buffer_id_t) -> c_int {
 /// about 100 ms, then releases the buffers of the sends still pending (the kernel keeps
 /// its own page references, so this is memory-safe; `abandoned_sends` counts them). The
 /// socket's statistics move to the process-wide totals. Also accepts an `fd` that was
-/// already closed. A socket number reused by a new socket is detected (by inode) and
-/// forgotten automatically, but calling this first frees memory sooner.
+/// already closed, or closed and its number given to another file: it forgets the closed
+/// socket. A socket number reused by a new socket is detected (by inode) and the old
+/// socket forgotten automatically by the next call on that number, but calling this first
+/// frees memory sooner.
 ///
-/// Returns the number of sends abandoned (>= 0), or `-EBADF`/`-ENOTSOCK`.
+/// Returns the number of sends abandoned (>= 0), or `-EBADF`/`-ENOTSOCK` when `fd` names
+/// no socket the library knows.
 #[no_mangle]
 pub extern "C" fn blight_forget_socket(fd: c_int) -> c_int {
     const NAME: &str = "blight_forget_socket";

@@ -1,8 +1,9 @@
 //! Zero-copy sends and their bookkeeping: the process-wide buffer table, the registry of
 //! sockets, and the operations the C API exposes.
 //!
-//! Locks: the registry map, then (never while holding it) a socket's `send` → `state` →
-//! [`TABLE`]. Callers' `free_fn`s run after every lock is dropped.
+//! Locks: a socket's `send` → `state` → [`TABLE`] → the [`REGISTRY`], each optional, in
+//! that order; nothing else is locked while the registry is held. Callers' `free_fn`s run
+//! after every lock is dropped.
 pub mod fast_hash;
 pub mod notify;
 pub mod send;
@@ -26,9 +27,38 @@ use std::time::{Duration, Instant};
 use table::{BufferTable, Freed};
 
 pub static TABLE: Lazy<Mutex<BufferTable>> = Lazy::new(|| Mutex::new(BufferTable::default()));
-static SOCKETS: Lazy<Mutex<IntMap<RawFd, Arc<SocketEntry>>>> = Lazy::new(|| Mutex::new(IntMap::default()));
-/// Statistics of sockets that were forgotten (or found closed and reused).
-static RETIRED: Lazy<Mutex<Stats>> = Lazy::new(|| Mutex::new(Stats::default()));
+static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| Mutex::new(Registry::default()));
+
+/// The sockets this library knows, by descriptor number, and the statistics of those it
+/// no longer does. Every socket is counted in exactly one of the three places, so the
+/// process totals read under this lock neither miss nor double-count a socket that is
+/// being forgotten.
+#[derive(Default)]
+struct Registry {
+    live: IntMap<RawFd, Arc<SocketEntry>>,
+    /// Removed from `live`, not yet retired (that waits for the socket's send lock).
+    retiring: Vec<Arc<SocketEntry>>,
+    /// Statistics of sockets that were forgotten (or found closed and reused).
+    retired: Stats,
+}
+
+impl Registry {
+    /// Removes `fd`'s entry, which its caller must then [`retire`].
+    fn remove(&mut self, fd: RawFd) -> Option<Arc<SocketEntry>> {
+        let e = self.live.remove(&fd)?;
+        self.retiring.push(e.clone());
+        Some(e)
+    }
+
+    /// Removes `fd`'s entry if it still is `entry`: false when another thread already
+    /// removed it (and retires it).
+    fn remove_if(&mut self, fd: RawFd, entry: &Arc<SocketEntry>) -> bool {
+        match self.live.get(&fd) {
+            Some(e) if Arc::ptr_eq(e, entry) => self.remove(fd).is_some(),
+            _ => false,
+        }
+    }
+}
 
 /// Chunks smaller than this are copied. msg_zerocopy.rst: "zerocopy is generally only
 /// effective at writes over around 10 KB"; page pinning and the notification cost more
@@ -100,22 +130,23 @@ fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
     let (kind, inode) = sys::file_identity(fd)?;
     let is_socket = kind == libc::S_IFSOCK;
     let (found, stale) = {
-        let mut sockets = SOCKETS.lock();
-        match sockets.get(&fd) {
+        let mut reg = REGISTRY.lock();
+        match reg.live.get(&fd) {
             Some(e) if is_socket && e.inode == inode => (Some(e.clone()), None),
             _ => {
-                let stale = sockets.remove(&fd);
+                let stale = reg.remove(fd);
                 let found = (create && is_socket).then(|| {
-                    let e = Arc::new(SocketEntry::probe(fd, inode));
+                    let mut e = SocketEntry::probe(fd, inode);
                     // Another descriptor of this same socket (dup, fork) is registered: the
                     // kernel's notification ids and SIOCOUTQ are per socket, so two entries
                     // sending zero-copy would credit completions to the wrong sends. Only the
                     // first entry sends zero-copy; this one copies.
-                    if sockets.values().any(|o| o.inode == inode) {
+                    if reg.live.values().any(|o| o.inode == inode) {
                         log::debug!("fd {fd}: its socket is registered under another descriptor; copying on this one");
-                        e.state.lock().path = Path::Copy;
+                        e.state.get_mut().path = Path::Copy;
                     }
-                    sockets.insert(fd, e.clone());
+                    let e = Arc::new(e);
+                    reg.live.insert(fd, e.clone());
                     e
                 });
                 (found, stale)
@@ -132,10 +163,11 @@ fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
     Ok(found)
 }
 
-/// Releases every send still pending on a socket that is going away and folds its
-/// statistics into the process totals. The kernel keeps its own page references, so
-/// freeing now is memory-safe. Returns the number of sends abandoned.
-fn retire(entry: &SocketEntry) -> usize {
+/// Releases every send still pending on a socket that is going away (removed from the
+/// registry's `live` map) and moves its statistics into the process totals. The kernel
+/// keeps its own page references, so freeing now is memory-safe. Returns the number of
+/// sends abandoned.
+fn retire(entry: &Arc<SocketEntry>) -> usize {
     let mut freed = Vec::new();
     let abandoned = {
         let mut side = entry.send.lock();
@@ -149,7 +181,9 @@ fn retire(entry: &SocketEntry) -> usize {
             n += 1;
         }
         st.stats.abandoned_sends += n as u64;
-        RETIRED.lock().add(&st.snapshot());
+        let mut reg = REGISTRY.lock();
+        reg.retired.add(&st.snapshot());
+        reg.retiring.retain(|e| !Arc::ptr_eq(e, entry));
         n
     };
     run_frees(freed);
@@ -391,7 +425,7 @@ fn completing_entry(own: Option<Arc<SocketEntry>>, inode: u64) -> Option<Arc<Soc
             return own;
         }
     }
-    let same_socket: Vec<_> = SOCKETS.lock().values().filter(|e| e.inode == inode).cloned().collect();
+    let same_socket: Vec<_> = REGISTRY.lock().live.values().filter(|e| e.inode == inode).cloned().collect();
     same_socket.into_iter().find(|e| e.state.lock().path == Path::MsgZerocopy).or(own)
 }
 
@@ -406,7 +440,7 @@ pub fn drain_error_queue(fd: RawFd) -> io::Result<bool> {
     let Ok((_, inode)) = sys::file_identity(fd) else {
         return Ok(false);
     };
-    let own = SOCKETS.lock().get(&fd).filter(|e| e.inode == inode).cloned();
+    let own = REGISTRY.lock().live.get(&fd).filter(|e| e.inode == inode).cloned();
     match completing_entry(own, inode) {
         Some(e) if e.state.lock().notifications => {
             drain_error_queue_via(&e, fd)?.into_result().map(|(read, _)| read > 0)
@@ -431,28 +465,30 @@ pub fn in_flight(id: u64) -> Option<u32> {
 /// `blight_forget_socket`: collects what completions it can within [`FORGET_WAIT`], then
 /// releases the rest. Returns the number of sends abandoned.
 pub fn forget(fd: RawFd) -> io::Result<usize> {
-    let entry = match sys::file_identity(fd) {
-        Ok(_) => match lookup(fd, false)? {
-            Some(entry) => {
-                let deadline = Instant::now() + FORGET_WAIT;
-                while entry.state.lock().pending_count() > 0 && Instant::now() < deadline {
-                    let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i32;
-                    if complete_sends(&entry, left.max(1)).is_err() {
-                        break;
-                    }
+    let registered = REGISTRY.lock().live.get(&fd).cloned();
+    let entry = match (sys::file_identity(fd), registered) {
+        (Ok((kind, inode)), Some(entry)) if kind == libc::S_IFSOCK && entry.inode == inode => {
+            let deadline = Instant::now() + FORGET_WAIT;
+            while entry.state.lock().pending_count() > 0 && Instant::now() < deadline {
+                let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i32;
+                if complete_sends(&entry, left.max(1)).is_err() {
+                    break;
                 }
-                SOCKETS.lock().remove(&fd);
-                entry
             }
-            None => return Ok(0),
-        },
-        // Already closed: the kernel dropped its notifications; release what we held.
-        Err(e) if e.raw_os_error() == Some(libc::EBADF) => match SOCKETS.lock().remove(&fd) {
-            Some(entry) => entry,
-            None => return Err(e),
-        },
-        Err(e) => return Err(e),
+            entry
+        }
+        // Closed, or closed and its number reused: the kernel dropped the socket's
+        // notifications; release what we held.
+        (Ok(_), Some(entry)) => entry,
+        (Err(e), Some(entry)) if e.raw_os_error() == Some(libc::EBADF) => entry,
+        (Ok((kind, _)), None) if kind == libc::S_IFSOCK => return Ok(0),
+        (Ok(_), None) => return Err(error(libc::ENOTSOCK)),
+        (Err(e), _) => return Err(e),
     };
+    if !REGISTRY.lock().remove_if(fd, &entry) {
+        // Another thread forgot it, or found its number reused, meanwhile: it retires it.
+        return Ok(0);
+    }
     Ok(retire(&entry))
 }
 
@@ -460,9 +496,14 @@ pub fn forget(fd: RawFd) -> io::Result<usize> {
 /// socket's large chunks take now (`None` for the totals and for unknown sockets).
 pub fn stats(fd: RawFd) -> io::Result<(Stats, Option<Path>)> {
     if fd == -1 {
-        let mut total = *RETIRED.lock();
-        let live: Vec<_> = SOCKETS.lock().values().cloned().collect();
-        for e in live {
+        let (mut total, known) = {
+            let reg = REGISTRY.lock();
+            let known: Vec<_> = reg.live.values().chain(&reg.retiring).cloned().collect();
+            (reg.retired, known)
+        };
+        // An entry retired from here on adds to `retired` after the copy above: it is
+        // counted once, by its own (final) statistics.
+        for e in known {
             total.add(&e.state.lock().snapshot());
         }
         return Ok((total, None));

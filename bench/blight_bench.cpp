@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
@@ -118,6 +119,14 @@ double thread_cpu_s() {
     timespec ts{};
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Times the calling thread went to sleep (voluntary context switches: a wait in poll,
+// nanosleep or a blocking call).
+double thread_sleeps() {
+    rusage u{};
+    getrusage(RUSAGE_THREAD, &u);
+    return double(u.ru_nvcsw);
 }
 
 double median(std::vector<double> v) {
@@ -312,6 +321,7 @@ struct Sample {
     double wall = 0, snd_cpu = 0, rcv_cpu = 0;
     double bytes = 0, msgs = 0;
     double pool_waits = 0;  // zero-copy sender: times it found every buffer still in the kernel
+    double snd_sleeps = 0, rcv_sleeps = 0;  // voluntary context switches of each thread
 };
 
 Sample run_threads(const std::function<void()>& sender, const std::function<void()>& receiver) {
@@ -322,17 +332,19 @@ Sample run_threads(const std::function<void()>& sender, const std::function<void
     std::thread rt([&] {
         ready++;
         while (!go.load()) std::this_thread::yield();
-        double c0 = thread_cpu_s();
+        double c0 = thread_cpu_s(), z0 = thread_sleeps();
         receiver();
         s.rcv_cpu = thread_cpu_s() - c0;
+        s.rcv_sleeps = thread_sleeps() - z0;
         t_recv_end = now_s();
     });
     std::thread st([&] {
         ready++;
         while (!go.load()) std::this_thread::yield();
-        double c0 = thread_cpu_s();
+        double c0 = thread_cpu_s(), z0 = thread_sleeps();
         sender();
         s.snd_cpu = thread_cpu_s() - c0;
+        s.snd_sleeps = thread_sleeps() - z0;
         t_send_end = now_s();
     });
     while (ready.load() < 2) std::this_thread::yield();
@@ -365,6 +377,8 @@ struct Row {
     double snd_s_per_gb() const { return med([](const Sample& s) { return s.snd_cpu / s.bytes * 1e9; }); }
     double rcv_s_per_gb() const { return med([](const Sample& s) { return s.rcv_cpu / s.bytes * 1e9; }); }
     double snd_cpu_s() const { return med([](const Sample& s) { return s.snd_cpu; }); }
+    double snd_sleeps_per_msg() const { return med([](const Sample& s) { return s.snd_sleeps / s.msgs; }); }
+    double rcv_sleeps_per_msg() const { return med([](const Sample& s) { return s.rcv_sleeps / s.msgs; }); }
     double pool_waits_per_1k() const { return med([](const Sample& s) { return s.pool_waits / s.msgs * 1000; }); }
 };
 std::deque<Row> g_rows;
@@ -442,9 +456,9 @@ Row* new_row(const std::string& scenario, const std::string& transport, const st
 
 void print_rows_msgs(const std::vector<Row*>& rows) {
     for (auto* r : rows) {
-        std::printf("  %-4s %-22s %8s %12.0f msg/s  %7.3f GB/s  snd %7.3f us/msg  rcv %7.3f us/msg\n",
+        std::printf("  %-4s %-22s %8s %12.0f msg/s  %7.3f GB/s  snd %7.3f us/msg  rcv %7.3f us/msg  sleeps/msg snd %.3f rcv %.3f\n",
                     r->transport.c_str(), r->path.c_str(), human(r->size).c_str(), r->msgs_per_s(), r->gbps(),
-                    r->snd_us_per_msg(), r->rcv_us_per_msg());
+                    r->snd_us_per_msg(), r->rcv_us_per_msg(), r->snd_sleeps_per_msg(), r->rcv_sleeps_per_msg());
     }
     std::fflush(stdout);
 }
@@ -1097,11 +1111,12 @@ bool write_json(const std::string& path) {
         std::fprintf(f,
                      "{\"scenario\": %s, \"transport\": %s, \"path\": %s, \"size\": %zu, \"runs\": %zu, \"msgs_per_s\": %s, "
                      "\"gb_per_s\": %s, \"snd_cpu_us_per_msg\": %s, \"rcv_cpu_us_per_msg\": %s, \"snd_cpu_s_per_gb\": %s, "
-                     "\"rcv_cpu_s_per_gb\": %s, \"snd_cpu_s\": %s}%s\n",
+                     "\"rcv_cpu_s_per_gb\": %s, \"snd_cpu_s\": %s, \"snd_sleeps_per_msg\": %s, \"rcv_sleeps_per_msg\": %s}%s\n",
                      jstr(r.scenario).c_str(), jstr(r.transport).c_str(), jstr(r.path).c_str(), r.size, r.samples.size(),
                      jnum(r.msgs_per_s()).c_str(), jnum(r.gbps()).c_str(), jnum(r.snd_us_per_msg()).c_str(),
                      jnum(r.rcv_us_per_msg()).c_str(), jnum(r.snd_s_per_gb()).c_str(), jnum(r.rcv_s_per_gb()).c_str(),
-                     jnum(r.snd_cpu_s()).c_str(), i + 1 < g_rows.size() ? "," : "");
+                     jnum(r.snd_cpu_s()).c_str(), jnum(r.snd_sleeps_per_msg()).c_str(), jnum(r.rcv_sleeps_per_msg()).c_str(),
+                     i + 1 < g_rows.size() ? "," : "");
     }
     std::fprintf(f, "],\n\"accounting\": [\n");
     for (size_t i = 0; i < g_accounting.size(); i++) {

@@ -128,28 +128,25 @@ pub(crate) fn deferring_frees<R>(body: impl FnOnce() -> R) -> R {
 /// reused: it is retired (its pending buffers released) first.
 fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
     let (kind, inode) = sys::file_identity(fd)?;
-    let is_socket = kind == libc::S_IFSOCK;
-    let (found, stale) = {
+    let (found, stale, is_socket) = {
         let mut reg = REGISTRY.lock();
         match reg.live.get(&fd) {
-            Some(e) if is_socket && e.inode == inode => (Some(e.clone()), None),
+            Some(e) if kind == libc::S_IFSOCK && e.inode == inode => (Some(e.clone()), None, true),
             _ => {
-                let stale = reg.remove(fd);
-                let found = (create && is_socket).then(|| {
-                    let mut e = SocketEntry::probe(fd, inode);
-                    // Another descriptor of this same socket (dup, fork) is registered: the
-                    // kernel's notification ids and SIOCOUTQ are per socket, so two entries
-                    // sending zero-copy would credit completions to the wrong sends. Only the
-                    // first entry sends zero-copy; this one copies.
-                    if reg.live.values().any(|o| o.inode == inode) {
-                        log::debug!("fd {fd}: its socket is registered under another descriptor; copying on this one");
-                        e.state.get_mut().path = Path::Copy;
+                // Anything but the common case is decided on an identity read under the
+                // lock, where no other thread can register: the number may have changed
+                // hands since the fstat above, and an entry registered meanwhile for the
+                // new socket must not be taken for the old socket's and retired.
+                let (kind, inode) = sys::file_identity(fd)?;
+                let is_socket = kind == libc::S_IFSOCK;
+                match reg.live.get(&fd) {
+                    Some(e) if is_socket && e.inode == inode => (Some(e.clone()), None, true),
+                    _ => {
+                        let stale = reg.remove(fd);
+                        let found = (create && is_socket).then(|| register(&mut reg, fd, inode));
+                        (found, stale, is_socket)
                     }
-                    let e = Arc::new(e);
-                    reg.live.insert(fd, e.clone());
-                    e
-                });
-                (found, stale)
+                }
             }
         }
     };
@@ -161,6 +158,22 @@ fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
         return Err(error(libc::ENOTSOCK));
     }
     Ok(found)
+}
+
+/// Probes socket `fd` (`inode`, read under the registry lock) and registers it.
+fn register(reg: &mut Registry, fd: RawFd, inode: u64) -> Arc<SocketEntry> {
+    let mut e = SocketEntry::probe(fd, inode);
+    // Another descriptor of this same socket (dup, fork) is registered: the kernel's
+    // notification ids and SIOCOUTQ are per socket, so two entries sending zero-copy would
+    // credit completions to the wrong sends. Only the first entry sends zero-copy; this
+    // one copies.
+    if reg.live.values().any(|o| o.inode == inode) {
+        log::debug!("fd {fd}: its socket is registered under another descriptor; copying on this one");
+        e.state.get_mut().path = Path::Copy;
+    }
+    let e = Arc::new(e);
+    reg.live.insert(fd, e.clone());
+    e
 }
 
 /// Releases every send still pending on a socket that is going away (removed from the

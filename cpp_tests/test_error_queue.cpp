@@ -5,6 +5,7 @@
 
 #include <linux/errqueue.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 
 #include <climits>
 #include <memory>
@@ -124,6 +125,55 @@ TEST(ErrorQueue, ACompletionReadTogetherWithASocketErrorIsCountedAndTheErrorRepo
     EXPECT_EQ(s.completed_sends, 1u);
     EXPECT_EQ(s.pending_sends, 0u);
     EXPECT_EQ(blight_forget_socket(fd.get()), 0);
+}
+
+TEST(ErrorQueue, AFailedZeroCopyDatagramDoesNotShiftTheNotificationsOfLaterSends) {
+    // UDP GSO with a segment size the kernel refuses: udp_send_skb fails with EINVAL after
+    // the send was numbered, and its notification still comes. Counting it as unnumbered
+    // put every later completion one send behind: the next buffer was never freed (and a
+    // wait for it hung), or was completed by the wrong report.
+    Fd rx(::socket(AF_INET, SOCK_DGRAM, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::bind(rx.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+    ASSERT_EQ(::getsockname(rx.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    Fd tx(::socket(AF_INET, SOCK_DGRAM, 0));
+    ASSERT_EQ(::connect(tx.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+    int gso = 10;
+    if (::setsockopt(tx.get(), SOL_UDP, UDP_SEGMENT, &gso, sizeof gso) != 0) GTEST_SKIP() << "no UDP_SEGMENT";
+
+    size_t threshold = blight_zerocopy_threshold();
+    ASSERT_EQ(blight_set_zerocopy_threshold(1024), 0);
+    FreeCounter fc;
+    blight_buffer_id_t first = 0;
+    int r = blight_send_zerocopy(tx.get(), new_pattern(20000, 8), 20000, count_and_delete, &fc, &first);
+    ASSERT_NE(first, 0u);
+    EXPECT_EQ(blight_release_buffer(first), 0);
+    if (r == 0) {
+        blight_set_zerocopy_threshold(threshold);
+        GTEST_SKIP() << "this kernel accepted 2000 segments of 10 bytes";
+    }
+    EXPECT_EQ(r, -EINVAL) << std::strerror(-r);
+    // The failed send's own notification arrives and is read (it completes nothing).
+    ::usleep(10 * 1000);
+    EXPECT_GE(blight_process_zerocopy_completions(tx.get(), 0), 0);
+    gso = 0;
+    ASSERT_EQ(::setsockopt(tx.get(), SOL_UDP, UDP_SEGMENT, &gso, sizeof gso), 0);
+    blight_buffer_id_t second = send_new(tx.get(), 20000, 8, 0, fc);
+    blight_set_zerocopy_threshold(threshold);
+    ASSERT_NE(second, 0u);
+    std::vector<unsigned char> got(65536);
+    EXPECT_EQ(::recv(rx.get(), got.data(), got.size(), 0), 20000);
+    EXPECT_EQ(first_mismatch(got.data(), 20000, 8, 0), -1);
+    for (int i = 0; i < 100 && fc.calls < 2; i++) blight_process_zerocopy_completions(tx.get(), 20);
+    EXPECT_EQ(fc.calls, 2) << "a buffer sent after the failed send was never completed";
+    blight_zerocopy_stats s = stats_of(tx.get());
+    EXPECT_EQ(s.pending_sends, 0u);
+    EXPECT_EQ(s.completed_sends, s.zerocopy_sends);
+    EXPECT_EQ(blight_process_zerocopy_completions(tx.get(), 0), 0);
+    EXPECT_EQ(blight_forget_socket(tx.get()), 0);
 }
 
 TEST(ErrorQueue, TimestampsOnAZeroCopySocketAreNotErrors) {

@@ -95,10 +95,25 @@ fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Resu
                     return Err(e);
                 }
                 let mut st = entry.state.lock();
-                if st.kernel_copies {
+                if st.kernel_copies || st.path != Path::MsgZerocopy {
                     return Ok(0);
                 }
-                let n = sys::send(fd, data, libc::MSG_ZEROCOPY | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)?;
+                let n = match sys::send(fd, data, libc::MSG_ZEROCOPY | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        if !entry.stream && !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
+                            // On a datagram socket a send can fail after the kernel numbered
+                            // it (UDP GSO refusing the segment size in udp_send_skb, a drop on
+                            // egress, ENOBUFS from the queue with IP_RECVERR): its notification
+                            // still comes, and every later id would be one behind ours. Which
+                            // failure did that cannot be told, so any of them ends zero-copy on
+                            // the socket; the sends numbered before still complete.
+                            log::info!("fd {fd}: MSG_ZEROCOPY send failed ({e}); copying on this socket from now on");
+                            st.path = Path::Copy;
+                        }
+                        return Err(e);
+                    }
+                };
                 // A successful call consumed one notification id; a failed one consumed none.
                 let nid = st.next_id;
                 st.next_id = nid.wrapping_add(1);

@@ -160,6 +160,8 @@ pub struct SocketEntry {
     pub fd: RawFd,
     /// The socket's inode: a descriptor number reused by a new socket has another one.
     pub inode: u64,
+    /// `SOCK_STREAM`: a failed send never leaves a numbered notification behind.
+    pub stream: bool,
     pub send: Mutex<SendSide>,
     pub state: Mutex<SocketState>,
 }
@@ -202,6 +204,7 @@ impl SocketEntry {
         SocketEntry {
             fd,
             inode,
+            stream: kind == libc::SOCK_STREAM,
             send: Mutex::new(SendSide::default()),
             state: Mutex::new(SocketState {
                 path,

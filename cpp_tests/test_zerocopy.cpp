@@ -4,6 +4,7 @@
 // reported COPIED): these tests prove correctness and the accounting, not a speed-up.
 #include <gtest/gtest.h>
 
+#include <netinet/udp.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -1113,6 +1114,30 @@ TEST_F(ZeroCopy, CppSendZerocopyDeletesNewArrayMemory) {
         return 0;
     });
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+    // The kernel refusing the send itself with EINVAL (UDP GSO with 2000 segments) after
+    // the buffer was registered: the library owns it, so the wrapper must not say EINVAL,
+    // which tells the caller to delete[] it (a double free). It says EIO.
+    Fd rx(::socket(AF_INET, SOCK_DGRAM, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::bind(rx.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+    ASSERT_EQ(::getsockname(rx.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    Fd tx(::socket(AF_INET, SOCK_DGRAM, 0));
+    ASSERT_EQ(::connect(tx.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+    int gso = 10;
+    if (::setsockopt(tx.get(), SOL_UDP, UDP_SEGMENT, &gso, sizeof gso) == 0) {
+        blight_set_zerocopy_threshold(1024);
+        errno = 0;
+        std::optional<blight_buffer_id_t> id = BlightProtocol::send_zerocopy(tx.get(), new_pattern(20000, 112), 20000);
+        EXPECT_FALSE(id.has_value());
+        EXPECT_EQ(errno, EIO) << "errno " << errno << " would make the caller delete[] memory the library owns";
+        for (int i = 0; i < 50 && stats_of(tx.get()).pending_sends != 0; i++)
+            blight_process_zerocopy_completions(tx.get(), 20);
+        EXPECT_EQ(stats_of(tx.get()).pending_sends, 0u);
+        EXPECT_EQ(blight_forget_socket(tx.get()), 0);
+    }
 }
 
 // ---- a peer that goes away mid-send ----------------------------------------------------

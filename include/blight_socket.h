@@ -201,9 +201,11 @@ int blight_recv_blocking_into(int fd, unsigned char *buf, ssize_t size);
  * the memory, and must neither change nor free it while `blight_buffer_in_flight(*id)`
  * is above 0. Either way, release every id you are given.
  *
- * Returns 0, or a negative errno: `-EINVAL` (null `data`, `size <= 0`, null `id`) and
- * `-EBADF`/`-ENOTSOCK` leave `*id == 0` and the caller owning `data`; send errors such as
- * `-EPIPE` set `*id`.
+ * Returns 0, or a negative errno. Ownership follows `*id`, not the errno: the argument
+ * and descriptor checks (`-EINVAL` for null `data`, `size <= 0` or null `id`; `-EBADF`,
+ * `-ENOTSOCK`) leave `*id == 0` and the caller owning `data`; once `*id` is set the
+ * library owns `data` whatever the errno, also when the kernel refuses the send itself
+ * with `-EINVAL` (UDP GSO) or the descriptor is closed meanwhile (`-EBADF`).
  */
 int blight_send_zerocopy(int fd,
                          blight_data_t data,

@@ -109,13 +109,19 @@ inline bool wait_for_read(int fd, int timeout = -1) {
  *                            must delete[] it;
  *   any other errno (EPIPE, ECONNRESET, ...): the send failed after registration, the
  *                            library owns `data`, releases the id itself and delete[]s
- *                            it; the caller must not touch it again. */
+ *                            it; the caller must not touch it again. A send that the
+ *                            kernel refuses with one of the three errnos above after
+ *                            registration (EINVAL from UDP GSO, say) is reported as EIO,
+ *                            so that the rule holds; the library logs the kernel's error. */
 inline std::optional<blight_buffer_id_t> send_zerocopy(int fd, blight_data_t data, ssize_t size) {
     blight_buffer_id_t id = 0;
     int res = ::blight_send_zerocopy(fd, data, size, &detail::delete_array, nullptr, &id);
     if (res < 0) {
         if (id != 0) {
             ::blight_release_buffer(id);
+            if (res == -EINVAL || res == -EBADF || res == -ENOTSOCK) {
+                res = -EIO;  // the library owns `data` (see above)
+            }
         }
         errno = -res;
         return {};

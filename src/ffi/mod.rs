@@ -34,6 +34,15 @@ pub(crate) type Errno = c_int;
 /// Runs the body of export `name`: `Ok(n)` returns `n`, `Err(errno)` returns `-errno`,
 /// a panic is logged and returns `-EIO`.
 pub(crate) fn guard(name: &'static str, body: impl FnOnce() -> Result<c_int, Errno>) -> c_int {
+    match guard_value(name, Err(libc::EIO), body) {
+        Ok(n) => n,
+        Err(errno) => -errno.abs().max(1),
+    }
+}
+
+/// Runs the body of export `name`, which returns a value rather than an errno; a panic is
+/// logged and returns `fallback`.
+pub(crate) fn guard_value<T>(name: &'static str, fallback: T, body: impl FnOnce() -> T) -> T {
     let result = catch_unwind(AssertUnwindSafe(|| {
         crate::logging::init();
         if panic_requested(name) {
@@ -41,19 +50,15 @@ pub(crate) fn guard(name: &'static str, body: impl FnOnce() -> Result<c_int, Err
         }
         body()
     }));
-    match result {
-        Ok(Ok(n)) => n,
-        Ok(Err(errno)) => -errno.abs().max(1),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("?");
-            log::error!("{name}: internal panic caught at the C boundary: {what}");
-            -libc::EIO
-        }
-    }
+    result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("?");
+        log::error!("{name}: internal panic caught at the C boundary: {what}");
+        fallback
+    })
 }
 
 /// Logs a caller error (a bad argument, an unknown id) and returns its errno.

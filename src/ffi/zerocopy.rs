@@ -1,6 +1,6 @@
 //! The zero-copy API: `blight_send_zerocopy`, `blight_process_zerocopy_completions`,
 //! `blight_release_buffer`, and the introspection and tuning around them.
-use super::{blight_data_t, caller_error, checked_len, guard, io_error};
+use super::{blight_data_t, caller_error, checked_len, guard, guard_value, io_error};
 use crate::zerocopy::{
     self,
     socket_state::{Path, Stats},
@@ -96,9 +96,11 @@ impl blight_zerocopy_stats {
 /// the memory, and must neither change nor free it while `blight_buffer_in_flight(*id)`
 /// is above 0. Either way, release every id you are given.
 ///
-/// Returns 0, or a negative errno: `-EINVAL` (null `data`, `size <= 0`, null `id`) and
-/// `-EBADF`/`-ENOTSOCK` leave `*id == 0` and the caller owning `data`; send errors such as
-/// `-EPIPE` set `*id`.
+/// Returns 0, or a negative errno. Ownership follows `*id`, not the errno: the argument
+/// and descriptor checks (`-EINVAL` for null `data`, `size <= 0` or null `id`; `-EBADF`,
+/// `-ENOTSOCK`) leave `*id == 0` and the caller owning `data`; once `*id` is set the
+/// library owns `data` whatever the errno, also when the kernel refuses the send itself
+/// with `-EINVAL` (UDP GSO) or the descriptor is closed meanwhile (`-EBADF`).
 #[no_mangle]
 pub extern "C" fn blight_send_zerocopy(
     fd: c_int,
@@ -233,6 +235,6 @@ pub extern "C" fn blight_set_zerocopy_threshold(bytes: usize) -> c_int {
 /// The current threshold of `blight_set_zerocopy_threshold`, in bytes.
 #[no_mangle]
 pub extern "C" fn blight_zerocopy_threshold() -> usize {
-    let n = guard("blight_zerocopy_threshold", || Ok(zerocopy::threshold().min(c_int::MAX as usize) as c_int));
-    n.max(0) as usize
+    // Not through `guard`, whose int result cannot carry a threshold above INT_MAX.
+    guard_value("blight_zerocopy_threshold", 0, zerocopy::threshold)
 }

@@ -642,6 +642,42 @@ TEST_F(ZeroCopy, ProcessTotalsNeverGoBackWhileSocketsAreForgotten) {
     EXPECT_GE(bytes_sent(end), bytes_sent(last));
 }
 
+// A forget while another thread's send waits for a peer that does not read: it must not
+// wait for that send (it waited for as long as the peer did not read), and nothing may be
+// lost: once the send returns, forget works and every buffer is freed once.
+TEST_F(ZeroCopy, ForgetDuringABlockedSendInAnotherThreadFailsWithEbusy) {
+    int status = run_in_child([] {
+        Pair p = unix_pair();
+        const size_t n = 8u << 20;
+        FreeCounter fc;
+        int send_result = 1;
+        std::thread sender([&] {
+            blight_buffer_id_t id = 0;
+            send_result = blight_send_zerocopy(p.a.get(), new_pattern(n, 57), static_cast<ssize_t>(n),
+                                               count_and_delete, &fc, &id);
+            if (id != 0) blight_release_buffer(id);
+        });
+        // The peer reads nothing until forget has returned: the sender stays blocked.
+        ::usleep(200 * 1000);
+        auto t0 = std::chrono::steady_clock::now();
+        int r = blight_forget_socket(p.a.get());
+        double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::vector<unsigned char> got(n);
+        int rr = blight_recv_blocking_into(p.b.get(), got.data(), static_cast<ssize_t>(n));
+        sender.join();
+        ZC_CHILD_CHECK(r == -EBUSY);
+        ZC_CHILD_CHECK(took < 5.0);
+        ZC_CHILD_CHECK(rr == 0 && send_result == 0);
+        ZC_CHILD_CHECK(first_mismatch(got.data(), n, 57, 0) == -1);
+        // The socket is still known; now that the send returned, forget works.
+        for (int i = 0; i < 300 && fc.calls == 0; i++) blight_process_zerocopy_completions(p.a.get(), 10);
+        ZC_CHILD_CHECK(blight_forget_socket(p.a.get()) == 0);
+        ZC_CHILD_CHECK(fc.calls == 1);
+        return 0;
+    }, 30);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+}
+
 // Forgetting a number that was closed and given to another file forgets the closed socket:
 // its pending buffers are freed and counted, and the call says how many.
 TEST_F(ZeroCopy, ForgettingAReusedNumberReleasesTheClosedSocketsSends) {

@@ -181,8 +181,12 @@ pub extern "C" fn blight_buffer_in_flight(id: blight_buffer_id_t) -> c_int {
 /// socket forgotten automatically by the next call on that number, but calling this first
 /// frees memory sooner.
 ///
-/// Returns the number of sends abandoned (>= 0), or `-EBADF`/`-ENOTSOCK` when `fd` names
-/// no socket the library knows.
+/// A send on the socket in progress in another thread (waiting for a peer that does not
+/// read) is waited for only within those 100 ms: then the call fails with `-EBUSY` and the
+/// socket stays known; call it again once that send has returned.
+///
+/// Returns the number of sends abandoned (>= 0), 0 for an open socket the library never
+/// saw, `-EBUSY` as above, or `-EBADF`/`-ENOTSOCK` for a number that names no socket.
 #[no_mangle]
 pub extern "C" fn blight_forget_socket(fd: c_int) -> c_int {
     const NAME: &str = "blight_forget_socket";

@@ -16,8 +16,8 @@ use crate::sys;
 use fast_hash::IntMap;
 use notify::{Notification, QueueMessage};
 use once_cell::sync::Lazy;
-use parking_lot::Mutex;
-use socket_state::{Path, SocketEntry, Stats};
+use parking_lot::{Mutex, MutexGuard};
+use socket_state::{Path, SendSide, SocketEntry, Stats};
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::RawFd;
@@ -181,9 +181,13 @@ fn register(reg: &mut Registry, fd: RawFd, inode: u64) -> Arc<SocketEntry> {
 /// keeps its own page references, so freeing now is memory-safe. Returns the number of
 /// sends abandoned.
 fn retire(entry: &Arc<SocketEntry>) -> usize {
+    retire_with(entry, entry.send.lock())
+}
+
+/// [`retire`], with the entry's send lock already taken.
+fn retire_with(entry: &Arc<SocketEntry>, mut side: MutexGuard<'_, SendSide>) -> usize {
     let mut freed = Vec::new();
     let abandoned = {
-        let mut side = entry.send.lock();
         side.pipe = None;
         let mut st = entry.state.lock();
         st.retired = true;
@@ -199,6 +203,7 @@ fn retire(entry: &Arc<SocketEntry>) -> usize {
         reg.retiring.retain(|e| !Arc::ptr_eq(e, entry));
         n
     };
+    drop(side);
     run_frees(freed);
     abandoned
 }
@@ -488,7 +493,22 @@ pub fn forget(fd: RawFd) -> io::Result<usize> {
                     break;
                 }
             }
-            entry
+            // A send in progress in another thread holds the send lock, and may wait for the
+            // peer for as long as the peer does not read: wait for it only until the deadline.
+            let Some(side) = entry.send.try_lock_until(deadline) else {
+                log::debug!("fd {fd}: a send on this socket is in progress in another thread; not forgotten");
+                return Err(error(libc::EBUSY));
+            };
+            return Ok(deferring_frees(|| {
+                // What completed while the send finished is not abandoned.
+                let _ = complete_sends(&entry, 0);
+                let removed = REGISTRY.lock().remove_if(fd, &entry);
+                if removed {
+                    retire_with(&entry, side)
+                } else {
+                    0 // another thread forgot it meanwhile, or found its number reused
+                }
+            }));
         }
         // Closed, or closed and its number reused: the kernel dropped the socket's
         // notifications; release what we held.

@@ -314,3 +314,48 @@ TEST(ErrorQueue, SendsCompleteThroughADuplicateAfterTheSendingDescriptorIsClosed
     EXPECT_EQ(blight_forget_socket(dup.get()), 0);
     EXPECT_EQ(fc.calls, kBuffers);
 }
+
+// Sends in flight through descriptor A, whose socket stays open through a dup B that the
+// library knows: A is closed without blight_forget_socket and its number given to a new
+// socket. The next call on that number finds A's entry stale; the sends must move to B's
+// entry, not be abandoned, because the kernel still reads their pages (splice) or will
+// still report them (MSG_ZEROCOPY): freeing them let the peer read reused memory.
+class DupKeepsTheSocket : public ::testing::TestWithParam<bool> {};
+
+TEST_P(DupKeepsTheSocket, SendsInFlightMoveToTheDupWhenTheSendingNumberIsReused) {
+    const bool unix_stream = GetParam();
+    Pair p = unix_stream ? unix_pair() : tcp_pair_sized(AF_INET, 1 << 20, 4096);
+    constexpr size_t kSize = 64 * 1024;
+    auto* data = new_pattern(kSize, 14);
+    FreeCounter fc;
+    blight_buffer_id_t id = 0;
+    ASSERT_EQ(blight_send_zerocopy(p.a.get(), data, kSize, count_and_delete, &fc, &id), 0);
+    ASSERT_EQ(blight_release_buffer(id), 0);
+    blight_zerocopy_stats s = stats_of(p.a.get());
+    ASSERT_EQ(s.splice_sends + s.zerocopy_sends, 1u) << "not sent zero-copy";
+    if (s.pending_sends == 0) GTEST_SKIP() << "completed before the peer read (nothing to hand over)";
+    Fd dup(::dup(p.a.get()));
+    ASSERT_GE(dup.get(), 0);
+    EXPECT_EQ(blight_process_zerocopy_completions(dup.get(), 0), 0);  // the peer read nothing yet
+
+    const uint64_t abandoned_before = stats_of(-1).abandoned_sends;
+    const int number = p.a.get();
+    p.a.reset();  // closed, not forgotten; the socket lives on through `dup`
+    Pair q = unix_pair();
+    ASSERT_EQ(::dup2(q.a.get(), number), number);
+    Fd reused(number);
+    EXPECT_TRUE(all_zero(stats_of(number)));  // finds the old entry stale
+    EXPECT_EQ(fc.calls, 0) << "a buffer the kernel still reads was freed";
+    EXPECT_EQ(stats_of(-1).abandoned_sends, abandoned_before) << "sends of a socket still open were abandoned";
+
+    std::vector<unsigned char> got(kSize);
+    ASSERT_EQ(blight_recv_blocking_into(p.b.get(), got.data(), kSize), 0);
+    EXPECT_EQ(first_mismatch(got.data(), kSize, 14, 0), -1) << "the peer read reused memory";
+    EXPECT_TRUE(process_until(dup.get(), [&] { return fc.calls == 1; })) << "never completed through the dup";
+    EXPECT_EQ(stats_of(dup.get()).pending_sends, 0u);
+    EXPECT_EQ(blight_forget_socket(dup.get()), 0);
+    EXPECT_EQ(fc.calls, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(SpliceAndMsgZerocopy, DupKeepsTheSocket, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Unix" : "Tcp"; });

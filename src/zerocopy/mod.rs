@@ -191,6 +191,20 @@ fn retire_with(entry: &Arc<SocketEntry>, mut side: MutexGuard<'_, SendSide>) -> 
         side.pipe = None;
         let mut st = entry.state.lock();
         st.retired = true;
+        // Another descriptor of the socket (a dup) keeps it open: its sends in flight are
+        // still read by the kernel and will still be reported, so they move to that
+        // descriptor's entry instead of being abandoned. Lock order: this state, then the
+        // heir's (never the reverse: an heir is live, this entry no longer is).
+        let heir = {
+            let reg = REGISTRY.lock();
+            reg.live.values().find(|e| e.inode == entry.inode && !Arc::ptr_eq(e, entry)).cloned()
+        };
+        if let Some(heir) = heir {
+            let moved = st.hand_over(&mut heir.state.lock());
+            if moved > 0 {
+                log::debug!("fd {}: {moved} sends in flight handed over to fd {} (same socket)", entry.fd, heir.fd);
+            }
+        }
         let mut table = TABLE.lock();
         let mut n = st.pending.abandon_all(|s| freed.extend(table.send_completed(s.buffer)));
         for (_, s) in st.spliced.pending.drain(..) {
@@ -377,7 +391,7 @@ fn complete_sends_via(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> io::Re
     // refused) still has the sends it spliced before, and one that copies with SO_ZEROCOPY
     // on (used again after blight_forget_socket) still gets notifications.
     if spliced {
-        return splice::complete_consumed(entry, timeout_ms);
+        return splice::complete_consumed(entry, fd, timeout_ms);
     }
     if !notifications {
         // SO_ZEROCOPY is off: nothing to read, and on AF_UNIX the error queue is the data.
@@ -424,27 +438,37 @@ pub fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
         Some(e) => e.inode,
         None => sys::file_identity(fd)?.1,
     };
-    match completing_entry(own, inode) {
-        Some(entry) => complete_sends_via(&entry, fd, timeout_ms),
-        None => Ok(0),
+    let registered = own.is_some();
+    let Some(entry) = completing_entry(own, inode) else {
+        return Ok(0);
+    };
+    if !registered {
+        // A dup of a socket the library knows: registered (it copies), so that the sends in
+        // flight can move to it if the descriptor that made them goes away (see `retire`).
+        lookup(fd, true)?;
     }
+    complete_sends_via(&entry, fd, timeout_ms)
 }
 
 /// Whose sends are completed by what is read through a descriptor of socket `inode` whose
-/// own entry is `own`: that entry, unless it copies with `SO_ZEROCOPY` on (or there is
-/// none): then the entry of another descriptor of the socket (`dup`, `fork`) that sends
-/// `MSG_ZEROCOPY` on it, also after that descriptor was closed. The scan for it runs only
-/// then, off the common path.
+/// own entry is `own`: that entry, unless it copies (or there is none): then the entry of
+/// another descriptor of the socket (`dup`, `fork`) that sends `MSG_ZEROCOPY` on it or has
+/// spliced sends in flight, also after that descriptor was closed. The scan for it runs
+/// only then, off the zero-copy paths.
 fn completing_entry(own: Option<Arc<SocketEntry>>, inode: u64) -> Option<Arc<SocketEntry>> {
     if let Some(e) = &own {
-        let st = e.state.lock();
-        if st.path != Path::Copy || !st.notifications {
-            drop(st);
+        if e.state.lock().path != Path::Copy {
             return own;
         }
     }
     let same_socket: Vec<_> = REGISTRY.lock().live.values().filter(|e| e.inode == inode).cloned().collect();
-    same_socket.into_iter().find(|e| e.state.lock().path == Path::MsgZerocopy).or(own)
+    same_socket
+        .into_iter()
+        .find(|e| {
+            let st = e.state.lock();
+            st.path == Path::MsgZerocopy || !st.spliced.pending.is_empty()
+        })
+        .or(own)
 }
 
 /// For [`crate::io::wait_for`]: reads the notifications in the error queue of `fd`, if it

@@ -127,6 +127,31 @@ impl SocketState {
     pub fn snapshot(&self) -> Stats {
         Stats { pending_sends: self.pending_count() as u64, ..self.stats }
     }
+
+    /// Moves the sends still in flight into `heir`, another descriptor's entry of the same
+    /// socket, which stays open when this descriptor goes away: its completions still
+    /// come (notifications, `SIOCOUTQ`), so the sends are not abandoned. Only into an
+    /// heir that copies (as every descriptor but the first one that sent does) and has
+    /// nothing in flight; returns how many sends moved.
+    pub fn hand_over(&mut self, heir: &mut SocketState) -> usize {
+        let moved = self.pending_count();
+        if moved == 0 || heir.path != Path::Copy || heir.pending_count() > 0 {
+            return 0;
+        }
+        heir.path = self.path;
+        heir.kernel_copies = self.kernel_copies;
+        heir.copied_run = self.copied_run;
+        heir.next_id = self.next_id;
+        heir.pending = std::mem::take(&mut self.pending);
+        // The heir's own writes were counted in its `written` and may lie anywhere before
+        // ours in the stream: shift our positions past all of them, so that
+        // `written - SIOCOUTQ` still never overstates what the peer consumed.
+        let before = heir.spliced.written;
+        heir.spliced.written = before + self.spliced.written;
+        heir.spliced.pending = self.spliced.pending.drain(..).map(|(end, s)| (end + before, s)).collect();
+        heir.notifications |= self.notifications;
+        moved
+    }
 }
 
 /// Environment variable that turns the splice path off (`BLIGHT_SOCKET_SPLICE=0`): AF_UNIX
@@ -225,6 +250,65 @@ impl SocketEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(path: Path) -> SocketState {
+        SocketState {
+            path,
+            kernel_copies: false,
+            copied_run: CopiedRun::default(),
+            notifications: path == Path::MsgZerocopy,
+            retired: false,
+            unreported_error: None,
+            next_id: 0,
+            pending: PendingSends::default(),
+            spliced: SplicedSends::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    fn send(buffer: u64) -> PendingSend {
+        PendingSend { buffer, bytes: 100 }
+    }
+
+    #[test]
+    fn hand_over_shifts_spliced_positions_past_the_heirs_own_writes() {
+        let mut old = state(Path::Splice);
+        old.spliced.written = 300;
+        old.spliced.pending.extend([(200, send(1)), (300, send(2))]);
+        let mut heir = state(Path::Copy);
+        heir.spliced.written = 50; // copies the dup sent, somewhere in the stream
+        assert_eq!(old.hand_over(&mut heir), 2);
+        assert_eq!(heir.path, Path::Splice);
+        assert_eq!(heir.spliced.written, 350);
+        let ends: Vec<u64> = heir.spliced.pending.iter().map(|(end, _)| *end).collect();
+        // written - SIOCOUTQ >= end must mean what it meant before: 300 - q >= 200.
+        assert_eq!(ends, [250, 350]);
+        assert_eq!(old.pending_count(), 0);
+    }
+
+    #[test]
+    fn hand_over_moves_msg_zerocopy_ids_only_into_a_copying_heir_with_nothing_in_flight() {
+        let make_old = || {
+            let mut old = state(Path::MsgZerocopy);
+            old.pending.push(5, send(1));
+            old.pending.push(6, send(2));
+            old.next_id = 7;
+            old
+        };
+        let mut old = make_old();
+        let mut heir = state(Path::Copy);
+        heir.notifications = true;
+        assert_eq!(old.hand_over(&mut heir), 2);
+        assert_eq!((heir.path, heir.next_id, heir.pending.len()), (Path::MsgZerocopy, 7, 2));
+
+        let mut zero_copy_heir = state(Path::MsgZerocopy);
+        assert_eq!(make_old().hand_over(&mut zero_copy_heir), 0, "its ids would clash");
+        let mut busy_heir = state(Path::Copy);
+        busy_heir.spliced.pending.push_back((10, send(3)));
+        assert_eq!(make_old().hand_over(&mut busy_heir), 0);
+        let mut idle = state(Path::Splice);
+        assert_eq!(idle.hand_over(&mut state(Path::Copy)), 0, "nothing in flight, nothing moves");
+    }
 
     #[test]
     fn eight_small_copied_sends_end_zero_copy() {

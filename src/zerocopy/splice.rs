@@ -13,6 +13,7 @@ use super::socket_state::{Path, SendSide, SocketEntry};
 use super::{run_frees, TABLE};
 use crate::io;
 use crate::sys;
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 /// Pipe capacity asked for (capped by `/proc/sys/fs/pipe-max-size`): the most one
@@ -98,7 +99,10 @@ fn refuse(entry: &SocketEntry, data: &[u8], what: &str, e: std::io::Error) -> st
 ///
 /// There is no event for "the peer consumed bytes" that the sender can poll for, so the
 /// wait re-reads `SIOCOUTQ` with a back-off from 50 µs doubling up to 2 ms.
-pub fn complete_consumed(entry: &SocketEntry, timeout_ms: i32) -> std::io::Result<usize> {
+///
+/// `fd` is any descriptor of the entry's socket (`SIOCOUTQ` is per socket): the entry's
+/// own, or a dup's when the entry's descriptor was closed.
+pub fn complete_consumed(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> std::io::Result<usize> {
     let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     let mut backoff = Duration::from_micros(50);
     loop {
@@ -111,7 +115,7 @@ pub fn complete_consumed(entry: &SocketEntry, timeout_ms: i32) -> std::io::Resul
             // Read `written` before SIOCOUTQ, under the lock: every byte counted in it is
             // already in the socket, so `written - outq` never overstates consumption.
             let written = st.spliced.written;
-            let outq = sys::ioctl_int(entry.fd, sys::SIOCOUTQ)?.max(0) as u64;
+            let outq = sys::ioctl_int(fd, sys::SIOCOUTQ)?.max(0) as u64;
             let consumed = written.saturating_sub(outq);
             let mut table = TABLE.lock();
             let mut n = 0;

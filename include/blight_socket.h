@@ -112,8 +112,9 @@ extern "C" {
  *
  * Returns 0 and sets `*data`, or a negative errno with `*data` set to NULL: `-EAGAIN`
  * when nothing arrived in time, `-EBADMSG` when the peer closed mid-message,
- * `-ECONNRESET` when the peer is gone and nothing is left to read, `-EINVAL` for a null
- * `data` or `size <= 0`.
+ * `-ECONNRESET` when the peer hung up (`POLLHUP`) and nothing is left to read, `-EINVAL`
+ * for a null `data` or `size <= 0`. A TCP FIN or a `shutdown(SHUT_WR)` of the peer is not
+ * a hang-up: the socket reads end of file, reported as `-EBADMSG`.
  */
 int blight_recv(int fd, blight_data_t *data, ssize_t size);
 
@@ -162,8 +163,11 @@ int blight_wait_for_send(int fd, int timeout);
  * Waits until `fd` has data to read. `timeout` is in milliseconds, -1 waits forever.
  *
  * Returns 0 while there is data to read (also after the peer hung up), `-ECONNRESET`
- * when the peer is gone and nothing is left, `-EAGAIN` on timeout, `-EINVAL` for a
- * descriptor that is not open. Zero-copy notifications are not taken for readiness.
+ * when the peer hung up (`POLLHUP`: an AF_UNIX peer closed, a TCP reset) and nothing is
+ * left, `-EAGAIN` on timeout, `-EINVAL` for a descriptor that is not open. After a TCP
+ * FIN or the peer's `shutdown(SHUT_WR)` the socket is readable (a read returns end of
+ * file), so this returns 0, as upstream does. Zero-copy notifications are not taken for
+ * readiness.
  */
 int blight_wait_for_read(int fd, int timeout);
 

@@ -130,18 +130,22 @@ fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
     let (kind, inode) = sys::file_identity(fd)?;
     let (found, stale, is_socket) = {
         let mut reg = REGISTRY.lock();
-        match reg.live.get(&fd) {
-            Some(e) if kind == libc::S_IFSOCK && e.inode == inode => (Some(e.clone()), None, true),
-            _ => {
+        let matches = |reg: &Registry, kind, inode| {
+            let e = reg.live.get(&fd).filter(|e| kind == libc::S_IFSOCK && e.inode == inode);
+            e.cloned()
+        };
+        match matches(&reg, kind, inode) {
+            Some(e) => (Some(e), None, true),
+            None => {
                 // Anything but the common case is decided on an identity read under the
                 // lock, where no other thread can register: the number may have changed
                 // hands since the fstat above, and an entry registered meanwhile for the
                 // new socket must not be taken for the old socket's and retired.
                 let (kind, inode) = sys::file_identity(fd)?;
                 let is_socket = kind == libc::S_IFSOCK;
-                match reg.live.get(&fd) {
-                    Some(e) if is_socket && e.inode == inode => (Some(e.clone()), None, true),
-                    _ => {
+                match matches(&reg, kind, inode) {
+                    Some(e) => (Some(e), None, true),
+                    None => {
                         let stale = reg.remove(fd);
                         let found = (create && is_socket).then(|| register(&mut reg, fd, inode));
                         (found, stale, is_socket)
@@ -508,7 +512,7 @@ pub fn in_flight(id: u64) -> Option<u32> {
 /// releases the rest. Returns the number of sends abandoned.
 pub fn forget(fd: RawFd) -> io::Result<usize> {
     let registered = REGISTRY.lock().live.get(&fd).cloned();
-    let entry = match (sys::file_identity(fd), registered) {
+    let (entry, open_until) = match (sys::file_identity(fd), registered) {
         (Ok((kind, inode)), Some(entry)) if kind == libc::S_IFSOCK && entry.inode == inode => {
             let deadline = Instant::now() + FORGET_WAIT;
             while entry.state.lock().pending_count() > 0 && Instant::now() < deadline {
@@ -517,36 +521,37 @@ pub fn forget(fd: RawFd) -> io::Result<usize> {
                     break;
                 }
             }
-            // A send in progress in another thread holds the send lock, and may wait for the
-            // peer for as long as the peer does not read: wait for it only until the deadline.
-            let Some(side) = entry.send.try_lock_until(deadline) else {
-                log::debug!("fd {fd}: a send on this socket is in progress in another thread; not forgotten");
-                return Err(error(libc::EBUSY));
-            };
-            return Ok(deferring_frees(|| {
-                // What completed while the send finished is not abandoned.
-                let _ = complete_sends(&entry, 0);
-                let removed = REGISTRY.lock().remove_if(fd, &entry);
-                if removed {
-                    retire_with(&entry, side)
-                } else {
-                    0 // another thread forgot it meanwhile, or found its number reused
-                }
-            }));
+            (entry, Some(deadline))
         }
         // Closed, or closed and its number reused: the kernel dropped the socket's
         // notifications; release what we held.
-        (Ok(_), Some(entry)) => entry,
-        (Err(e), Some(entry)) if e.raw_os_error() == Some(libc::EBADF) => entry,
+        (Ok(_), Some(entry)) => (entry, None),
+        (Err(e), Some(entry)) if e.raw_os_error() == Some(libc::EBADF) => (entry, None),
         (Ok((kind, _)), None) if kind == libc::S_IFSOCK => return Ok(0),
         (Ok(_), None) => return Err(error(libc::ENOTSOCK)),
         (Err(e), _) => return Err(e),
     };
-    if !REGISTRY.lock().remove_if(fd, &entry) {
-        // Another thread forgot it, or found its number reused, meanwhile: it retires it.
-        return Ok(0);
-    }
-    Ok(retire(&entry))
+    let side = match open_until {
+        // A send in progress in another thread holds the send lock, and may wait for the
+        // peer for as long as the peer does not read: wait for it only until the deadline.
+        Some(deadline) => entry.send.try_lock_until(deadline).ok_or_else(|| {
+            log::debug!("fd {fd}: a send on this socket is in progress in another thread; not forgotten");
+            error(libc::EBUSY)
+        })?,
+        None => entry.send.lock(),
+    };
+    Ok(deferring_frees(|| {
+        if open_until.is_some() {
+            // What completed while a send finished is not abandoned.
+            let _ = complete_sends(&entry, 0);
+        }
+        let removed = REGISTRY.lock().remove_if(fd, &entry);
+        if removed {
+            retire_with(&entry, side)
+        } else {
+            0 // another thread forgot it meanwhile, or found its number reused
+        }
+    }))
 }
 
 /// Statistics of one socket, or of the whole process with `fd == -1`, with the path the

@@ -169,6 +169,16 @@ mod tests {
         PendingSend { buffer, bytes: 100 }
     }
 
+    /// A zero-copy notification of sends `first..=last`, as the kernel fills it.
+    fn zerocopy_report(first: u32, last: u32) -> libc::sock_extended_err {
+        // SAFETY: plain data.
+        let mut ee: libc::sock_extended_err = unsafe { std::mem::zeroed() };
+        ee.ee_origin = crate::sys::SO_EE_ORIGIN_ZEROCOPY;
+        ee.ee_info = first;
+        ee.ee_data = last;
+        ee
+    }
+
     fn queue(first_id: u32, buffers: &[u64]) -> PendingSends {
         let mut q = PendingSends::default();
         for (i, b) in buffers.iter().enumerate() {
@@ -262,10 +272,7 @@ mod tests {
 
     #[test]
     fn classify_tells_completions_errors_and_the_rest_apart() {
-        let mut ee: libc::sock_extended_err = unsafe { std::mem::zeroed() };
-        ee.ee_origin = crate::sys::SO_EE_ORIGIN_ZEROCOPY;
-        ee.ee_info = 3;
-        ee.ee_data = 5;
+        let mut ee = zerocopy_report(3, 5);
         let c = QueueMessage::classify(libc::SOL_IPV6, libc::IPV6_RECVERR, &ee);
         assert_eq!(c, QueueMessage::Completion(Notification { first: 3, last: 5, copied: false }));
         // ICMP port unreachable with IP_RECVERR.
@@ -287,11 +294,7 @@ mod tests {
 
     #[test]
     fn decode_accepts_ipv4_and_ipv6_only_zerocopy() {
-        // SAFETY: plain data.
-        let mut ee: libc::sock_extended_err = unsafe { std::mem::zeroed() };
-        ee.ee_origin = crate::sys::SO_EE_ORIGIN_ZEROCOPY;
-        ee.ee_info = 4;
-        ee.ee_data = 9;
+        let mut ee = zerocopy_report(4, 9);
         let n = Notification::decode(libc::SOL_IP, libc::IP_RECVERR, &ee).unwrap();
         assert_eq!(n, Notification { first: 4, last: 9, copied: false });
         ee.ee_code = crate::sys::SO_EE_CODE_ZEROCOPY_COPIED;

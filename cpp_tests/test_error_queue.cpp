@@ -16,9 +16,9 @@ using namespace zc_test;
 
 namespace {
 
-// A UDP socket connected to a loopback port nobody listens on, with IP_RECVERR: the
+// A UDP socket connected to a loopback port nobody listens on, with IP_RECVERR: every
 // datagram it sends comes back as ICMP port-unreachable, queued in its error queue.
-Fd udp_with_icmp_error() {
+Fd udp_to_closed_port() {
     Fd probe(::socket(AF_INET, SOCK_DGRAM, 0));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -31,6 +31,12 @@ Fd udp_with_icmp_error() {
     int on = 1;
     check_sys(::setsockopt(fd.get(), SOL_IP, IP_RECVERR, &on, sizeof on) == 0, "IP_RECVERR");
     check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) == 0, "connect");
+    return fd;
+}
+
+// udp_to_closed_port, after one datagram: its ICMP error is on its way to the error queue.
+Fd udp_with_icmp_error() {
+    Fd fd = udp_to_closed_port();
     unsigned char byte = 7;
     check_sys(::send(fd.get(), &byte, 1, 0) == 1, "send");
     return fd;
@@ -91,19 +97,7 @@ TEST(ErrorQueue, ACompletionReadTogetherWithASocketErrorIsCountedAndTheErrorRepo
     // One zero-copy datagram to a closed loopback port: its notification and the ICMP error
     // it provokes land in the error queue together, and one call reads both. That call
     // returns the completed send; the next returns the error. Neither may be lost.
-    Fd probe(::socket(AF_INET, SOCK_DGRAM, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    ASSERT_EQ(::bind(probe.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
-    ASSERT_EQ(::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    probe.reset();
-    Fd fd(::socket(AF_INET, SOCK_DGRAM, 0));
-    int on = 1;
-    ASSERT_EQ(::setsockopt(fd.get(), SOL_IP, IP_RECVERR, &on, sizeof on), 0);
-    ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
-
+    Fd fd = udp_to_closed_port();
     size_t threshold = blight_zerocopy_threshold();
     ASSERT_EQ(blight_set_zerocopy_threshold(1024), 0);
     FreeCounter fc;
@@ -132,15 +126,8 @@ TEST(ErrorQueue, AFailedZeroCopyDatagramDoesNotShiftTheNotificationsOfLaterSends
     // the send was numbered, and its notification still comes. Counting it as unnumbered
     // put every later completion one send behind: the next buffer was never freed (and a
     // wait for it hung), or was completed by the wrong report.
-    Fd rx(::socket(AF_INET, SOCK_DGRAM, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    ASSERT_EQ(::bind(rx.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
-    ASSERT_EQ(::getsockname(rx.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    Fd tx(::socket(AF_INET, SOCK_DGRAM, 0));
-    ASSERT_EQ(::connect(tx.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+    Pair p = udp_pair(AF_INET);
+    Fd &tx = p.a, &rx = p.b;
     int gso = 10;
     if (::setsockopt(tx.get(), SOL_UDP, UDP_SEGMENT, &gso, sizeof gso) != 0) GTEST_SKIP() << "no UDP_SEGMENT";
 

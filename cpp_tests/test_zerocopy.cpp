@@ -1153,15 +1153,8 @@ TEST_F(ZeroCopy, CppSendZerocopyDeletesNewArrayMemory) {
     // The kernel refusing the send itself with EINVAL (UDP GSO with 2000 segments) after
     // the buffer was registered: the library owns it, so the wrapper must not say EINVAL,
     // which tells the caller to delete[] it (a double free). It says EIO.
-    Fd rx(::socket(AF_INET, SOCK_DGRAM, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    ASSERT_EQ(::bind(rx.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
-    ASSERT_EQ(::getsockname(rx.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    Fd tx(::socket(AF_INET, SOCK_DGRAM, 0));
-    ASSERT_EQ(::connect(tx.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+    Pair udp = udp_pair(AF_INET);
+    Fd& tx = udp.a;
     int gso = 10;
     if (::setsockopt(tx.get(), SOL_UDP, UDP_SEGMENT, &gso, sizeof gso) == 0) {
         blight_set_zerocopy_threshold(1024);

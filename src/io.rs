@@ -11,16 +11,22 @@ use std::time::{Duration, Instant};
 
 /// What [`wait_for`] waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interest {
+pub(crate) enum Interest {
     Read,
     Write,
 }
 
-pub fn errno(e: &io::Error) -> i32 {
+/// Called when `poll` reports `POLLERR` on a socket: reads the zero-copy notifications
+/// waiting in its error queue, if it has any, and says whether it read something (false:
+/// `POLLERR` has another cause). An error it returns is a real socket error found there.
+/// This is how waits stay correct on zero-copy sockets without this module knowing them.
+pub(crate) type PollErrHook<'a> = &'a dyn Fn(RawFd) -> io::Result<bool>;
+
+pub(crate) fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
-pub fn error(code: i32) -> io::Error {
+pub(crate) fn error(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
 
@@ -43,9 +49,9 @@ fn remaining_ms(deadline: Option<Instant>) -> libc::c_int {
 /// a reader is told "readable" while unread bytes remain.
 ///
 /// `POLLERR` is raised both by real socket errors and by zero-copy notifications waiting
-/// in the error queue. Notifications are drained (completing their sends) and the wait
-/// goes on; a real error (`SO_ERROR`) is returned.
-pub fn wait_for(fd: RawFd, interest: Interest, timeout_ms: i32) -> io::Result<()> {
+/// in the error queue. `on_pollerr` drains notifications (completing their sends) and the
+/// wait goes on; a real error (`SO_ERROR`) is returned.
+pub(crate) fn wait_for(fd: RawFd, interest: Interest, timeout_ms: i32, on_pollerr: PollErrHook) -> io::Result<()> {
     // poll() ignores a negative descriptor (no event, ever): with timeout -1 that would
     // wait forever. It is not open, so it is -EINVAL like any other (POLLNVAL).
     if fd < 0 {
@@ -86,7 +92,7 @@ pub fn wait_for(fd: RawFd, interest: Interest, timeout_ms: i32) -> io::Result<()
         if hangup {
             return Err(error(libc::ECONNRESET));
         }
-        if revents & libc::POLLERR != 0 && !crate::zerocopy::drain_error_queue(fd)? {
+        if revents & libc::POLLERR != 0 && !on_pollerr(fd)? {
             match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
                 Ok(0) => {
                     // An error queue we do not own (timestamps, ICMP reports the caller
@@ -113,20 +119,25 @@ fn unread_bytes(fd: RawFd) -> i32 {
 
 /// One `send` with the retries every send needs: `EINTR` is retried and `EAGAIN` waits in
 /// `poll(POLLOUT)`. Returns how many bytes the kernel took (at least one).
-pub fn send_some(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
-    retry_send(fd, || sys::send(fd, buf, flags | libc::MSG_NOSIGNAL))
+pub(crate) fn send_some(fd: RawFd, buf: &[u8], flags: libc::c_int, on_pollerr: PollErrHook) -> io::Result<usize> {
+    retry_send(fd, || sys::send(fd, buf, flags | libc::MSG_NOSIGNAL), on_pollerr)
 }
 
 /// Runs `attempt` until it sends something: `EINTR` retries, `EAGAIN` waits for `POLLOUT`.
-pub fn retry_send(fd: RawFd, attempt: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
-    retry_send_with(fd, attempt, || {})
+pub(crate) fn retry_send(
+    fd: RawFd,
+    attempt: impl FnMut() -> io::Result<usize>,
+    on_pollerr: PollErrHook,
+) -> io::Result<usize> {
+    retry_send_with(fd, attempt, || {}, on_pollerr)
 }
 
 /// [`retry_send`], calling `while_full` each time the socket is full, before waiting.
-pub fn retry_send_with(
+pub(crate) fn retry_send_with(
     fd: RawFd,
     mut attempt: impl FnMut() -> io::Result<usize>,
     mut while_full: impl FnMut(),
+    on_pollerr: PollErrHook,
 ) -> io::Result<usize> {
     loop {
         match attempt() {
@@ -135,7 +146,7 @@ pub fn retry_send_with(
                 Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => {
                     while_full();
-                    if let Err(wait_error) = wait_for(fd, Interest::Write, -1) {
+                    if let Err(wait_error) = wait_for(fd, Interest::Write, -1, on_pollerr) {
                         // A hung-up peer: let the send itself say what happened (EPIPE).
                         return match attempt() {
                             Ok(n) => Ok(n),
@@ -151,9 +162,9 @@ pub fn retry_send_with(
 }
 
 /// Sends every byte of `buf` or fails.
-pub fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+pub(crate) fn send_all(fd: RawFd, mut buf: &[u8], on_pollerr: PollErrHook) -> io::Result<()> {
     while !buf.is_empty() {
-        let n = send_some(fd, buf, 0)?;
+        let n = send_some(fd, buf, 0, on_pollerr)?;
         buf = &buf[n..];
     }
     Ok(())
@@ -164,7 +175,7 @@ pub fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 /// Every entry must describe readable memory (the C boundary checked them). Lists of up
 /// to 8 non-empty entries (header + payload is 2) are copied to the stack, not the heap.
 /// Once one buffer is left it goes through `send(2)`, which is cheaper than `sendmsg(2)`.
-pub fn sendv_all(fd: RawFd, iov: &[libc::iovec]) -> io::Result<()> {
+pub(crate) fn sendv_all(fd: RawFd, iov: &[libc::iovec], on_pollerr: PollErrHook) -> io::Result<()> {
     const INLINE: usize = 8;
     let empty = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
     let mut inline = [empty; INLINE];
@@ -185,9 +196,9 @@ pub fn sendv_all(fd: RawFd, iov: &[libc::iovec]) -> io::Result<()> {
             // SAFETY: the entry describes readable memory (checked at the C boundary) and
             // was only advanced within it.
             let last = unsafe { std::slice::from_raw_parts(list[first].iov_base as *const u8, list[first].iov_len) };
-            return send_all(fd, last);
+            return send_all(fd, last, on_pollerr);
         }
-        let mut sent = retry_send(fd, || sys::sendmsg(fd, &list[first..], libc::MSG_NOSIGNAL))?;
+        let mut sent = retry_send(fd, || sys::sendmsg(fd, &list[first..], libc::MSG_NOSIGNAL), on_pollerr)?;
         while sent > 0 {
             let head = &mut list[first];
             if sent >= head.iov_len {
@@ -206,7 +217,7 @@ pub fn sendv_all(fd: RawFd, iov: &[libc::iovec]) -> io::Result<()> {
 
 /// Reads exactly `buf.len()` bytes, waiting as long as it takes.
 /// The peer closing before the end is `EBADMSG`.
-pub fn recv_exact(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<()> {
+pub(crate) fn recv_exact(fd: RawFd, buf: &mut [MaybeUninit<u8>], on_pollerr: PollErrHook) -> io::Result<()> {
     let mut filled = 0;
     while filled < buf.len() {
         // MSG_WAITALL lets a blocking socket deliver the whole rest in one call.
@@ -215,7 +226,7 @@ pub fn recv_exact(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<()> {
             Ok(n) => filled += n,
             Err(e) => match e.raw_os_error() {
                 Some(libc::EINTR) => {}
-                Some(libc::EAGAIN) => match wait_for(fd, Interest::Read, -1) {
+                Some(libc::EAGAIN) => match wait_for(fd, Interest::Read, -1, on_pollerr) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => return Err(error(libc::EBADMSG)),
                     Err(e) => return Err(e),
@@ -230,12 +241,18 @@ pub fn recv_exact(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<()> {
 /// Upstream's `recv`: up to `attempts` waits of `timeout_ms` for the socket to become
 /// readable, then a non-blocking read; a partial read is completed with [`recv_exact`].
 /// Running out of attempts is `EAGAIN`; the peer closing before the end is `EBADMSG`.
-pub fn recv_with_attempts(fd: RawFd, buf: &mut [MaybeUninit<u8>], attempts: u32, timeout_ms: u32) -> io::Result<()> {
+pub(crate) fn recv_with_attempts(
+    fd: RawFd,
+    buf: &mut [MaybeUninit<u8>],
+    attempts: u32,
+    timeout_ms: u32,
+    on_pollerr: PollErrHook,
+) -> io::Result<()> {
     let attempts = attempts.max(1);
     let timeout = timeout_ms.min(i32::MAX as u32) as i32;
     let mut tries = 0;
     let n = loop {
-        match wait_for(fd, Interest::Read, timeout) {
+        match wait_for(fd, Interest::Read, timeout, on_pollerr) {
             Ok(()) => match sys::recv(fd, buf, libc::MSG_DONTWAIT) {
                 Ok(n) => break n,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => {}
@@ -252,5 +269,5 @@ pub fn recv_with_attempts(fd: RawFd, buf: &mut [MaybeUninit<u8>], attempts: u32,
     if n == 0 {
         return Err(error(libc::EBADMSG));
     }
-    recv_exact(fd, &mut buf[n..])
+    recv_exact(fd, &mut buf[n..], on_pollerr)
 }

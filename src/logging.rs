@@ -8,7 +8,7 @@ use once_cell::sync::OnceCell;
 use std::io::Write;
 
 /// Environment variable that sets the log level.
-pub const LEVEL_ENV: &str = "BLIGHT_SOCKET_LOG";
+pub(crate) const LEVEL_ENV: &str = "BLIGHT_SOCKET_LOG";
 
 struct StderrLogger {
     prefix_exe: String,

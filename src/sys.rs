@@ -9,16 +9,16 @@ use std::mem::{size_of, MaybeUninit};
 use std::os::fd::RawFd;
 
 /// `SO_ZEROCOPY` from `<asm-generic/socket.h>`: allow `MSG_ZEROCOPY` on this socket.
-pub const SO_ZEROCOPY: libc::c_int = 60;
+pub(crate) const SO_ZEROCOPY: libc::c_int = 60;
 /// `SO_EE_ORIGIN_ZEROCOPY` from `<linux/errqueue.h>`: a zero-copy completion notification.
-pub const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+pub(crate) const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
 /// `SO_EE_CODE_ZEROCOPY_COPIED` from `<linux/errqueue.h>`: the kernel copied the data after all.
-pub const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
+pub(crate) const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 /// `SIOCOUTQ` from `<linux/sockios.h>` (= `TIOCOUTQ`): bytes in the send queue not yet
 /// consumed; for `AF_UNIX` it is the memory charged to the sender, data plus overhead.
-pub const SIOCOUTQ: libc::c_ulong = libc::TIOCOUTQ as libc::c_ulong;
+pub(crate) const SIOCOUTQ: libc::c_ulong = libc::TIOCOUTQ as libc::c_ulong;
 /// `SIOCINQ` (= `FIONREAD`): bytes waiting to be read.
-pub const SIOCINQ: libc::c_ulong = libc::FIONREAD as libc::c_ulong;
+pub(crate) const SIOCINQ: libc::c_ulong = libc::FIONREAD as libc::c_ulong;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -105,11 +105,6 @@ pub fn ioctl_int(fd: RawFd, request: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: both requests write a single int through the pointer.
     check(unsafe { libc::ioctl(fd, request as _, &mut value as *mut libc::c_int) })?;
     Ok(value)
-}
-
-pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
-    // SAFETY: no memory is involved.
-    check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
 }
 
 /// Reads one message from the socket's error queue without blocking and calls

@@ -11,4 +11,8 @@ done
 if grep -vq '^blight_' "$dir/exports.txt"; then
   echo "the library exports symbols that are not blight_*:" >&2; grep -v '^blight_' "$dir/exports.txt" >&2; exit 1
 fi
+# Test-only hooks stay out of the release library (they live in lib-test-hooks/).
+if grep -q BLIGHT_SOCKET_TEST_PANIC "$dir/lib/libblight_socket.so"; then
+  echo "the release library contains the test panic switch" >&2; exit 1
+fi
 (cd "$dir" && ctest --output-on-failure -j2 -LE stress)

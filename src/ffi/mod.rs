@@ -19,14 +19,22 @@ pub mod zerocopy;
 pub type blight_data_t = *mut std::ffi::c_uchar;
 
 /// Environment variable that makes the named export panic (comma-separated names, or `*`),
-/// so that tests can prove no panic crosses the C boundary.
+/// so that tests can prove no panic crosses the C boundary. Only with the `test-hooks`
+/// feature: a release build has no such switch.
+#[cfg(feature = "test-hooks")]
 const TEST_PANIC_ENV: &str = "BLIGHT_SOCKET_TEST_PANIC";
 
-fn panic_requested(name: &str) -> bool {
+#[cfg(feature = "test-hooks")]
+fn inject_panic(name: &str) {
     static REQUESTED: once_cell::sync::Lazy<Option<String>> =
         once_cell::sync::Lazy::new(|| std::env::var(TEST_PANIC_ENV).ok());
-    REQUESTED.as_deref().is_some_and(|list| list.split(',').any(|n| n == "*" || n == name))
+    if REQUESTED.as_deref().is_some_and(|list| list.split(',').any(|n| n == "*" || n == name)) {
+        panic!("{TEST_PANIC_ENV} asked {name} to panic");
+    }
 }
+
+#[cfg(not(feature = "test-hooks"))]
+fn inject_panic(_name: &str) {}
 
 /// An errno to return, already logged where it arose.
 pub(crate) type Errno = c_int;
@@ -45,9 +53,7 @@ pub(crate) fn guard(name: &'static str, body: impl FnOnce() -> Result<c_int, Err
 pub(crate) fn guard_value<T>(name: &'static str, fallback: T, body: impl FnOnce() -> T) -> T {
     let result = catch_unwind(AssertUnwindSafe(|| {
         crate::logging::init();
-        if panic_requested(name) {
-            panic!("{TEST_PANIC_ENV} asked {name} to panic");
-        }
+        inject_panic(name);
         body()
     }));
     result.unwrap_or_else(|panic| {

@@ -2,6 +2,7 @@
 //! vectored-send variants.
 use super::{blight_data_t, caller_error, checked_len, guard, io_error};
 use crate::io::{self, Interest};
+use crate::zerocopy::drain_for_wait;
 use std::ffi::{c_int, c_uint};
 use std::mem::MaybeUninit;
 
@@ -61,7 +62,9 @@ fn recv_allocated(
 /// a hang-up: the socket reads end of file, reported as `-EBADMSG`.
 #[no_mangle]
 pub extern "C" fn blight_recv(fd: c_int, data: *mut blight_data_t, size: libc::ssize_t) -> c_int {
-    recv_allocated("blight_recv", fd, data, size, |buf| io::recv_with_attempts(fd, buf, RECV_ATTEMPTS, RECV_TIMEOUT_MS))
+    recv_allocated("blight_recv", fd, data, size, |buf| {
+        io::recv_with_attempts(fd, buf, RECV_ATTEMPTS, RECV_TIMEOUT_MS, &drain_for_wait)
+    })
 }
 
 /// Receives exactly `size` bytes into memory allocated with `malloc()` (free it with
@@ -72,7 +75,7 @@ pub extern "C" fn blight_recv(fd: c_int, data: *mut blight_data_t, size: libc::s
 /// when the peer closed before `size` bytes, `-EINVAL` for a null `data` or `size <= 0`.
 #[no_mangle]
 pub extern "C" fn blight_recv_blocking(fd: c_int, data: *mut blight_data_t, size: libc::ssize_t) -> c_int {
-    recv_allocated("blight_recv_blocking", fd, data, size, |buf| io::recv_exact(fd, buf))
+    recv_allocated("blight_recv_blocking", fd, data, size, |buf| io::recv_exact(fd, buf, &drain_for_wait))
 }
 
 /// Sends all `size` bytes or fails. Never raises `SIGPIPE` (a closed peer is `-EPIPE`);
@@ -91,7 +94,7 @@ pub extern "C" fn blight_send_blocking(fd: c_int, data: blight_data_t, size: lib
         let len = checked_len(NAME, data, size)?;
         // SAFETY: the caller passes `size` readable bytes at `data` (checked non-null).
         let buf = unsafe { std::slice::from_raw_parts(data as *const u8, len) };
-        io::send_all(fd, buf).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+        io::send_all(fd, buf, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
     })
 }
 
@@ -119,7 +122,7 @@ pub extern "C" fn blight_sendv_blocking(fd: c_int, iov: *const libc::iovec, coun
                 return Err(caller_error(NAME, libc::EINVAL, format_args!("bad entry {i}")));
             }
         }
-        io::sendv_all(fd, iov).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+        io::sendv_all(fd, iov, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
     })
 }
 
@@ -132,7 +135,9 @@ pub extern "C" fn blight_sendv_blocking(fd: c_int, iov: *const libc::iovec, coun
 #[no_mangle]
 pub extern "C" fn blight_wait_for_send(fd: c_int, timeout: c_int) -> c_int {
     const NAME: &str = "blight_wait_for_send";
-    guard(NAME, || io::wait_for(fd, Interest::Write, timeout).map(|()| 0).map_err(|e| io_error(NAME, fd, e)))
+    guard(NAME, || {
+        io::wait_for(fd, Interest::Write, timeout, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+    })
 }
 
 /// Waits until `fd` has data to read. `timeout` is in milliseconds, -1 waits forever.
@@ -146,7 +151,9 @@ pub extern "C" fn blight_wait_for_send(fd: c_int, timeout: c_int) -> c_int {
 #[no_mangle]
 pub extern "C" fn blight_wait_for_read(fd: c_int, timeout: c_int) -> c_int {
     const NAME: &str = "blight_wait_for_read";
-    guard(NAME, || io::wait_for(fd, Interest::Read, timeout).map(|()| 0).map_err(|e| io_error(NAME, fd, e)))
+    guard(NAME, || {
+        io::wait_for(fd, Interest::Read, timeout, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+    })
 }
 
 /// Like `blight_recv`, into the caller's buffer of at least `size` bytes, with
@@ -168,7 +175,9 @@ pub extern "C" fn blight_recv_into(
         // SAFETY: the caller passes a writable buffer of `size` bytes (checked non-null),
         // possibly uninitialised (new[] of unsigned char), hence MaybeUninit.
         let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), len) };
-        io::recv_with_attempts(fd, buf, attempts, timeout).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+        io::recv_with_attempts(fd, buf, attempts, timeout, &drain_for_wait)
+            .map(|()| 0)
+            .map_err(|e| io_error(NAME, fd, e))
     })
 }
 
@@ -183,6 +192,6 @@ pub extern "C" fn blight_recv_blocking_into(fd: c_int, buf: *mut std::ffi::c_uch
         // SAFETY: the caller passes a writable buffer of `size` bytes (checked non-null),
         // possibly uninitialised (new[] of unsigned char), hence MaybeUninit.
         let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), len) };
-        io::recv_exact(fd, buf).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
+        io::recv_exact(fd, buf, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
     })
 }

@@ -1,10 +1,7 @@
 //! The zero-copy API: `blight_send_zerocopy`, `blight_process_zerocopy_completions`,
 //! `blight_release_buffer`, and the introspection and tuning around them.
 use super::{blight_data_t, caller_error, checked_len, guard, guard_value, io_error};
-use crate::zerocopy::{
-    self,
-    socket_state::{Path, Stats},
-};
+use crate::zerocopy::{self, blight_zerocopy_stats, Path};
 use std::ffi::{c_int, c_void};
 
 /// Names a buffer given to `blight_send_zerocopy`. 0 never names a buffer; ids are never
@@ -28,60 +25,6 @@ pub const BLIGHT_ZEROCOPY_PATH_SPLICE: u32 = 2;
 /// `blight_zerocopy_stats.path`: everything is copied (zero-copy refused, or the kernel
 /// kept reporting that it copied anyway, as it always does on loopback).
 pub const BLIGHT_ZEROCOPY_PATH_COPY: u32 = 3;
-
-/// Which path the bytes given to `blight_send_zerocopy` took, on one socket or (for
-/// `fd == -1`) in the whole process. Bytes sent = `zerocopy_bytes + splice_bytes +
-/// copied_bytes`; `kernel_copied_bytes` is the part of `zerocopy_bytes` that the kernel
-/// reported it copied after all (`SO_EE_CODE_ZEROCOPY_COPIED`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct blight_zerocopy_stats {
-    /// Send calls made with `MSG_ZEROCOPY`, and the bytes they sent.
-    pub zerocopy_sends: u64,
-    pub zerocopy_bytes: u64,
-    /// Of those, the sends (and bytes) the kernel reported it copied.
-    pub kernel_copied_sends: u64,
-    pub kernel_copied_bytes: u64,
-    /// splice calls that moved the caller's pages into an AF_UNIX socket, and their bytes.
-    pub splice_sends: u64,
-    pub splice_bytes: u64,
-    /// Copying sends made by this library (chunks under the threshold, sockets without a
-    /// zero-copy path, ENOBUFS fallbacks), and their bytes.
-    pub copied_sends: u64,
-    pub copied_bytes: u64,
-    /// Times `MSG_ZEROCOPY` failed with ENOBUFS (option memory full) and was retried.
-    pub enobufs_retries: u64,
-    /// Zero-copy and splice sends the kernel has finished with.
-    pub completed_sends: u64,
-    /// Sends released without a completion because their socket was forgotten or closed.
-    pub abandoned_sends: u64,
-    /// Sends still in flight.
-    pub pending_sends: u64,
-    /// One of `BLIGHT_ZEROCOPY_PATH_*` (`NONE` for the process-wide totals).
-    pub path: u32,
-    pub reserved: u32,
-}
-
-impl blight_zerocopy_stats {
-    fn from_stats(s: &Stats, path: u32) -> Self {
-        blight_zerocopy_stats {
-            zerocopy_sends: s.zerocopy_sends,
-            zerocopy_bytes: s.zerocopy_bytes,
-            kernel_copied_sends: s.kernel_copied_sends,
-            kernel_copied_bytes: s.kernel_copied_bytes,
-            splice_sends: s.splice_sends,
-            splice_bytes: s.splice_bytes,
-            copied_sends: s.copied_sends,
-            copied_bytes: s.copied_bytes,
-            enobufs_retries: s.enobufs_retries,
-            completed_sends: s.completed_sends,
-            abandoned_sends: s.abandoned_sends,
-            pending_sends: s.pending_sends,
-            path,
-            reserved: 0,
-        }
-    }
-}
 
 /// Sends all `size` bytes of `data`, blocking like `blight_send_blocking`, without
 /// copying them where the kernel allows it: `MSG_ZEROCOPY` on TCP and UDP (IPv4, IPv6),
@@ -213,7 +156,7 @@ pub extern "C" fn blight_get_zerocopy_stats(fd: c_int, stats: *mut blight_zeroco
             Some(Path::Copy) => BLIGHT_ZEROCOPY_PATH_COPY,
         };
         // SAFETY: checked non-null; the caller passes a writable struct.
-        unsafe { *stats = blight_zerocopy_stats::from_stats(&s, path) };
+        unsafe { *stats = blight_zerocopy_stats { path, ..s } };
         Ok(0)
     })
 }

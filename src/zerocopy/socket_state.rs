@@ -1,6 +1,8 @@
 //! Per-socket state: which path sends take, the notification counter, the sends in flight,
 //! and the statistics that say which path every byte took.
+use super::copied_run::CopiedRun;
 use super::notify::{PendingSend, PendingSends};
+use super::stats::Stats;
 use crate::sys;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -19,81 +21,12 @@ pub enum Path {
     Copy,
 }
 
-/// What happened to the bytes given to `blight_send_zerocopy` on one socket (and, summed,
-/// in the whole process). Mirrors `blight_zerocopy_stats` in the header.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub zerocopy_sends: u64,
-    pub zerocopy_bytes: u64,
-    pub kernel_copied_sends: u64,
-    pub kernel_copied_bytes: u64,
-    pub splice_sends: u64,
-    pub splice_bytes: u64,
-    pub copied_sends: u64,
-    pub copied_bytes: u64,
-    pub enobufs_retries: u64,
-    pub completed_sends: u64,
-    pub abandoned_sends: u64,
-    pub pending_sends: u64,
-}
-
-impl Stats {
-    pub fn add(&mut self, o: &Stats) {
-        self.zerocopy_sends += o.zerocopy_sends;
-        self.zerocopy_bytes += o.zerocopy_bytes;
-        self.kernel_copied_sends += o.kernel_copied_sends;
-        self.kernel_copied_bytes += o.kernel_copied_bytes;
-        self.splice_sends += o.splice_sends;
-        self.splice_bytes += o.splice_bytes;
-        self.copied_sends += o.copied_sends;
-        self.copied_bytes += o.copied_bytes;
-        self.enobufs_retries += o.enobufs_retries;
-        self.completed_sends += o.completed_sends;
-        self.abandoned_sends += o.abandoned_sends;
-        self.pending_sends += o.pending_sends;
-    }
-}
-
 /// Sends moved by splice, oldest first: each is complete once the peer has consumed the
 /// stream up to `end` (a position in the bytes this library wrote).
 #[derive(Debug, Default)]
 pub struct SplicedSends {
     pub written: u64,
     pub pending: VecDeque<(u64, PendingSend)>,
-}
-
-/// After this many sends in a row that the kernel reported COPIED, the socket stops using
-/// `MSG_ZEROCOPY` (msg_zerocopy.rst: "copied ... the process may want to stop passing
-/// MSG_ZEROCOPY"): the pinning and the notification cost CPU and bring nothing.
-pub const COPIED_RUN_LIMIT: u32 = 8;
-/// ... or after this many bytes in a row reported COPIED, over at least two sends: one send
-/// call on a stream can carry megabytes, and eight of them would be tens of megabytes
-/// pinned, copied anyway and notified for nothing (measured on TCP loopback with 10 MiB
-/// messages: eight sends were about 11 MB, four messages, on every new connection).
-pub const COPIED_RUN_BYTES: u64 = 2 << 20;
-
-/// The completed sends since the last one the kernel did not copy.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CopiedRun {
-    pub sends: u32,
-    pub bytes: u64,
-}
-
-impl CopiedRun {
-    /// Records `sends` completed sends of `bytes` in all, `copied` or not; true once the run
-    /// is long enough to stop using `MSG_ZEROCOPY`.
-    pub fn note(&mut self, sends: u64, bytes: u64, copied: bool) -> bool {
-        if sends == 0 {
-            return false;
-        }
-        if !copied {
-            *self = CopiedRun::default();
-            return false;
-        }
-        self.sends = self.sends.saturating_add(u32::try_from(sends).unwrap_or(u32::MAX));
-        self.bytes = self.bytes.saturating_add(bytes);
-        self.sends >= COPIED_RUN_LIMIT || (self.sends >= 2 && self.bytes >= COPIED_RUN_BYTES)
-    }
 }
 
 #[derive(Debug)]
@@ -159,7 +92,7 @@ impl SocketState {
 /// (`read`, `recv`, `recvmsg`): a peer that `splice(2)`s out of it keeps references to the
 /// sender's pages after `SIOCOUTQ` says they were consumed, and would see what the sender
 /// later writes in that memory. Turn it off when the peer is not trusted.
-pub const SPLICE_ENV: &str = "BLIGHT_SOCKET_SPLICE";
+pub(crate) const SPLICE_ENV: &str = "BLIGHT_SOCKET_SPLICE";
 
 fn splice_allowed() -> bool {
     static ALLOWED: once_cell::sync::Lazy<bool> = once_cell::sync::Lazy::new(|| {
@@ -176,10 +109,8 @@ pub struct SendSide {
     pub pipe_capacity: usize,
 }
 
-/// One socket known to the library.
-///
-/// Lock order: `send` → `state` → the buffer table. The registry's map lock is never held
-/// with any of them.
+/// One socket known to the library (its two locks take their place in the order stated
+/// in `zerocopy`).
 #[derive(Debug)]
 pub struct SocketEntry {
     pub fd: RawFd,
@@ -308,50 +239,5 @@ mod tests {
         assert_eq!(make_old().hand_over(&mut busy_heir), 0);
         let mut idle = state(Path::Splice);
         assert_eq!(idle.hand_over(&mut state(Path::Copy)), 0, "nothing in flight, nothing moves");
-    }
-
-    #[test]
-    fn eight_small_copied_sends_end_zero_copy() {
-        let mut run = CopiedRun::default();
-        for _ in 0..COPIED_RUN_LIMIT - 1 {
-            assert!(!run.note(1, 16 << 10, true));
-        }
-        assert!(run.note(1, 16 << 10, true));
-    }
-
-    #[test]
-    fn two_large_copied_sends_end_zero_copy_but_one_does_not() {
-        let mut run = CopiedRun::default();
-        assert!(!run.note(1, 64 << 20, true), "one send, however large, is not a run");
-        assert!(run.note(1, 1, true));
-        let mut run = CopiedRun::default();
-        assert!(run.note(2, COPIED_RUN_BYTES, true), "one notification may cover two sends");
-    }
-
-    #[test]
-    fn a_send_the_kernel_did_not_copy_starts_the_run_again() {
-        let mut run = CopiedRun::default();
-        for _ in 0..COPIED_RUN_LIMIT - 1 {
-            assert!(!run.note(1, 1000, true));
-        }
-        assert!(!run.note(1, 1000, false));
-        assert_eq!(run, CopiedRun::default());
-        assert!(!run.note(COPIED_RUN_LIMIT as u64 - 1, 1000, true));
-        assert!(run.note(1, 1000, true));
-    }
-
-    #[test]
-    fn a_notification_that_completed_nothing_changes_nothing() {
-        let mut run = CopiedRun { sends: 3, bytes: 300 };
-        assert!(!run.note(0, 0, false));
-        assert_eq!(run, CopiedRun { sends: 3, bytes: 300 });
-    }
-
-    #[test]
-    fn counts_saturate() {
-        let mut run = CopiedRun::default();
-        assert!(run.note(u64::MAX, u64::MAX, true));
-        assert!(run.note(u64::MAX, u64::MAX, true));
-        assert_eq!(run, CopiedRun { sends: u32::MAX, bytes: u64::MAX });
     }
 }

@@ -5,7 +5,12 @@
 //! is always "unknown", never someone else's buffer. The table decides *when* a buffer is
 //! free; the caller's `free_fn` runs later, outside the table's lock, through [`Freed`].
 use super::fast_hash::IntMap;
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
 use std::ffi::c_void;
+
+/// The process-wide table (see the lock order in `zerocopy`).
+pub(super) static TABLE: Lazy<Mutex<BufferTable>> = Lazy::new(|| Mutex::new(BufferTable::default()));
 
 /// The caller's deallocator: `free_fn(data, size, user)`.
 pub type FreeFn = unsafe extern "C" fn(data: *mut u8, size: usize, user: *mut c_void);
@@ -103,10 +108,12 @@ impl BufferTable {
     }
 
     /// Buffers the table still holds.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.buffers.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.buffers.is_empty()
     }

@@ -1,7 +1,10 @@
-//! Choosing the path of each chunk of a zero-copy send and keeping the counters honest.
-use super::notify::PendingSend;
-use super::socket_state::{Path, SocketEntry};
-use super::{splice, TABLE};
+//! `MSG_ZEROCOPY` sends (TCP, UDP): the kernel pins the caller's pages and numbers each
+//! successful send call; the completions come back through the error queue.
+use super::super::completions::{drain_error_queue_of, drain_for_wait};
+use super::super::notify::PendingSend;
+use super::super::socket_state::{Path, SocketEntry};
+use super::super::table::TABLE;
+use super::Outcome;
 use crate::io;
 use crate::sys;
 use std::os::fd::RawFd;
@@ -11,80 +14,21 @@ const ENOBUFS_RETRIES: u32 = 4;
 /// How long an `ENOBUFS` retry waits for a notification to free option memory.
 const ENOBUFS_WAIT_MS: i32 = 10;
 
-/// The entry was retired (its socket forgotten) before this send took its send lock.
-#[derive(Debug)]
-pub struct Retired;
-
-/// Sends all of `data` (registered as buffer `id`) on the socket of `entry`; chunks under
-/// `threshold` bytes are copied (`usize::MAX`: copy everything). `Err(Retired)` when the
-/// entry was retired first: nothing was sent, and the caller looks the socket up again.
-pub fn send_buffer(
-    entry: &SocketEntry,
-    id: u64,
-    data: &[u8],
-    threshold: usize,
-) -> Result<std::io::Result<()>, Retired> {
-    // Retiring takes this lock too: once we hold it, the entry stays live until we are done.
-    let mut side = entry.send.lock();
-    if entry.state.lock().retired {
-        return Err(Retired);
-    }
-    Ok(send_chunks(entry, &mut side, id, data, threshold))
-}
-
-fn send_chunks(
-    entry: &SocketEntry,
-    side: &mut super::socket_state::SendSide,
-    id: u64,
-    data: &[u8],
-    threshold: usize,
-) -> std::io::Result<()> {
-    let threshold = threshold.max(1);
-    let mut off = 0;
-    while off < data.len() {
-        let rest = &data[off..];
-        let path = {
-            let st = entry.state.lock();
-            match st.path {
-                _ if rest.len() < threshold => Path::Copy,
-                Path::MsgZerocopy if st.kernel_copies => Path::Copy,
-                p => p,
-            }
-        };
-        off += match path {
-            Path::Copy => copy_send(entry, rest)?,
-            Path::MsgZerocopy => msg_zerocopy_send(entry, id, rest)?,
-            Path::Splice => splice::send(entry, side, id, rest, threshold)?,
-        };
-    }
-    Ok(())
-}
-
-/// One copying send of (a prefix of) `data`; returns the bytes sent.
-pub(crate) fn copy_send(entry: &SocketEntry, data: &[u8]) -> std::io::Result<usize> {
-    let n = io::send_some(entry.fd, data, 0)?;
-    let mut st = entry.state.lock();
-    st.stats.copied_sends += 1;
-    st.stats.copied_bytes += n as u64;
-    st.spliced.written += n as u64;
-    Ok(n)
-}
-
-/// One `MSG_ZEROCOPY` send of (a prefix of) `data`; returns the bytes sent, or 0 when
-/// the socket switched to copying meanwhile (the caller then chooses the path again).
+/// One `MSG_ZEROCOPY` send of (a prefix of) `data`: the bytes sent (0 when the socket
+/// switched to copying meanwhile), or [`Outcome::CopyChunk`] when option memory stays full.
 ///
 /// The send and the recording of its notification id happen under the state lock, so a
 /// completion read by another thread always finds the send it completes. While the
 /// socket is full, the error queue is drained before waiting: it costs nothing then, frees
 /// option memory, and lets a run of COPIED reports switch the socket mid-buffer. A real
 /// error found there (reading it cleared `SO_ERROR`) fails the send, as a plain send would.
-fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result<usize> {
+pub(super) fn send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result<Outcome> {
     let fd: RawFd = entry.fd;
     let mut enobufs = 0;
     loop {
         let queue_error = std::cell::Cell::new(None);
         let drain_while_full = || {
-            if let Err(e) = super::drain_error_queue_of(entry) {
+            if let Err(e) = drain_error_queue_of(entry) {
                 queue_error.set(Some(e));
             }
         };
@@ -124,6 +68,7 @@ fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Resu
                 Ok(n)
             },
             drain_while_full,
+            &drain_for_wait,
         );
         match attempt {
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -133,20 +78,20 @@ fn msg_zerocopy_send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Resu
                 enobufs += 1;
                 if enobufs > ENOBUFS_RETRIES {
                     log::debug!("fd {fd}: ENOBUFS {enobufs} times; copying this chunk");
-                    return copy_send(entry, data);
+                    return Ok(Outcome::CopyChunk);
                 }
-                if super::drain_error_queue_of(entry)?.1 == 0 {
+                if drain_error_queue_of(entry)?.1 == 0 {
                     if entry.state.lock().pending.is_empty() {
                         // Nothing in flight will ever raise POLLERR: waiting would hang.
                         log::debug!("fd {fd}: ENOBUFS with no notification outstanding; copying this chunk");
-                        return copy_send(entry, data);
+                        return Ok(Outcome::CopyChunk);
                     }
                     // With no events asked for, poll waits for POLLERR: a notification.
                     let _ = sys::poll(fd, 0, ENOBUFS_WAIT_MS);
-                    super::drain_error_queue_of(entry)?;
+                    drain_error_queue_of(entry)?;
                 }
             }
-            other => return other,
+            other => return other.map(Outcome::Sent),
         }
     }
 }

@@ -8,13 +8,15 @@
 //! has not consumed plus skb overhead. So with `written` bytes sent through this library,
 //! at least `written - SIOCOUTQ` of them have been consumed, and a send ending at or
 //! before that position no longer needs its pages.
-use super::notify::PendingSend;
-use super::socket_state::{Path, SendSide, SocketEntry};
-use super::{run_frees, TABLE};
+//!
+//! Completion of these sends lives in `completions` (`SIOCOUTQ`).
+use super::super::completions::drain_for_wait;
+use super::super::notify::PendingSend;
+use super::super::socket_state::{SendSide, SocketEntry};
+use super::super::table::TABLE;
+use super::Outcome;
 use crate::io;
 use crate::sys;
-use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
 
 /// Pipe capacity asked for (capped by `/proc/sys/fs/pipe-max-size`): the most one
 /// `vmsplice` can take.
@@ -36,31 +38,31 @@ fn take_pipe(entry: &SocketEntry, side: &mut SendSide) -> std::io::Result<sys::P
 }
 
 /// Moves (a prefix of) `data` into the socket with vmsplice + splice, while at least
-/// `threshold` bytes remain; returns the bytes sent. Falls back to a copy (counted as
-/// such) where the kernel refuses vmsplice or splice.
-pub fn send(
+/// `threshold` bytes remain: the bytes sent, or [`Outcome::Refused`] with the bytes sent
+/// before the kernel refused vmsplice or splice on this socket.
+pub(super) fn send(
     entry: &SocketEntry,
     side: &mut SendSide,
     id: u64,
     data: &[u8],
     threshold: usize,
-) -> std::io::Result<usize> {
+) -> std::io::Result<Outcome> {
     // splice builds its own msghdr without MSG_NOSIGNAL: keep a closed peer's SIGPIPE away.
     let mut sigpipe = sys::SigpipeBlock::new();
     let mut off = 0;
     while data.len() - off >= threshold {
         let pipe = match take_pipe(entry, side) {
             Ok(p) => p,
-            Err(e) => return refuse(entry, &data[off..], "pipe", e).map(|n| off + n),
+            Err(e) => return Ok(refuse(entry, off, "pipe", e)),
         };
         let piece = &data[off..off + (data.len() - off).min(side.pipe_capacity)];
         let queued = match pipe.vmsplice_from(piece) {
             Ok(n) => n,
-            Err(e) => return refuse(entry, &data[off..], "vmsplice", e).map(|n| off + n),
+            Err(e) => return Ok(refuse(entry, off, "vmsplice", e)),
         };
         let mut moved = 0;
         while moved < queued {
-            match io::retry_send(entry.fd, || pipe.splice_to(entry.fd, queued - moved)) {
+            match io::retry_send(entry.fd, || pipe.splice_to(entry.fd, queued - moved), &drain_for_wait) {
                 Ok(n) => {
                     moved += n;
                     let mut st = entry.state.lock();
@@ -73,7 +75,7 @@ pub fn send(
                 }
                 // `pipe` is dropped (closed) here with whatever it still holds.
                 Err(e) if moved == 0 && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
-                    return refuse(entry, &data[off..], "splice", e).map(|n| off + n);
+                    return Ok(refuse(entry, off, "splice", e));
                 }
                 Err(e) => {
                     sigpipe.failed();
@@ -84,57 +86,11 @@ pub fn send(
         side.pipe = Some(pipe);
         off += queued;
     }
-    Ok(off)
+    Ok(Outcome::Sent(off))
 }
 
-/// The kernel refused the splice path on this socket: copy from now on, and this chunk too.
-fn refuse(entry: &SocketEntry, data: &[u8], what: &str, e: std::io::Error) -> std::io::Result<usize> {
+/// The kernel refused the splice path on this socket after `sent` bytes.
+fn refuse(entry: &SocketEntry, sent: usize, what: &str, e: std::io::Error) -> Outcome {
     log::debug!("fd {}: {what} refused ({e}); copying on this socket", entry.fd);
-    entry.state.lock().path = Path::Copy;
-    super::send::copy_send(entry, data)
-}
-
-/// Completes the spliced sends the peer has consumed; while some are pending and none is
-/// consumed yet, waits up to `timeout_ms` (0: not at all, -1: forever) for the first.
-///
-/// There is no event for "the peer consumed bytes" that the sender can poll for, so the
-/// wait re-reads `SIOCOUTQ` with a back-off from 50 µs doubling up to 2 ms.
-///
-/// `fd` is any descriptor of the entry's socket (`SIOCOUTQ` is per socket): the entry's
-/// own, or a dup's when the entry's descriptor was closed.
-pub fn complete_consumed(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> std::io::Result<usize> {
-    let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
-    let mut backoff = Duration::from_micros(50);
-    loop {
-        let mut freed = Vec::new();
-        let (completed, pending) = {
-            let mut st = entry.state.lock();
-            if st.spliced.pending.is_empty() {
-                return Ok(0);
-            }
-            // Read `written` before SIOCOUTQ, under the lock: every byte counted in it is
-            // already in the socket, so `written - outq` never overstates consumption.
-            let written = st.spliced.written;
-            let outq = sys::ioctl_int(fd, sys::SIOCOUTQ)?.max(0) as u64;
-            let consumed = written.saturating_sub(outq);
-            let mut table = TABLE.lock();
-            let mut n = 0;
-            while st.spliced.pending.front().is_some_and(|(end, _)| *end <= consumed) {
-                let (_, s) = st.spliced.pending.pop_front().expect("front exists");
-                freed.extend(table.send_completed(s.buffer));
-                n += 1;
-            }
-            st.stats.completed_sends += n as u64;
-            (n, st.spliced.pending.len())
-        };
-        run_frees(freed);
-        let now = Instant::now();
-        match deadline {
-            _ if completed > 0 || pending == 0 => return Ok(completed),
-            Some(d) if now >= d => return Ok(0),
-            Some(d) => std::thread::sleep(backoff.min(d - now)),
-            None => std::thread::sleep(backoff),
-        }
-        backoff = (backoff * 2).min(Duration::from_millis(2));
-    }
+    Outcome::Refused(sent)
 }

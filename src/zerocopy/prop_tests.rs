@@ -4,9 +4,9 @@
 //! the library drives them, against a simple reference model.
 //!
 //! Default: `BLIGHT_PROPTEST_CASES` cases per property (2000 unless set), a few seconds.
-//! Long run: `BLIGHT_PROPTEST_CASES=200000 cargo test --release --test prop_notify`.
-use blight_socket::zerocopy::notify::{Notification, PendingSend, PendingSends};
-use blight_socket::zerocopy::table::{BufferTable, Freed, UnknownId};
+//! Long run: `BLIGHT_PROPTEST_CASES=200000 cargo test --release --lib prop_tests`.
+use super::notify::{Notification, PendingSend, PendingSends};
+use super::table::{BufferTable, Freed, UnknownId};
 use proptest::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashSet;

@@ -1,0 +1,201 @@
+//! The sockets this library knows, by descriptor number, checked by inode on every lookup,
+//! and the retiring of those it stops knowing.
+use super::fast_hash::IntMap;
+use super::frees::run_frees;
+use super::socket_state::{Path, SendSide, SocketEntry};
+use super::stats::Stats;
+use super::table::TABLE;
+use crate::io::error;
+use crate::sys;
+use once_cell::sync::Lazy;
+use parking_lot::{Mutex, MutexGuard};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| Mutex::new(Registry::default()));
+
+/// Every socket is counted in exactly one of the three places, so the process totals read
+/// under this lock neither miss nor double-count a socket that is being forgotten.
+#[derive(Default)]
+struct Registry {
+    live: IntMap<RawFd, Arc<SocketEntry>>,
+    /// Removed from `live`, not yet retired (that waits for the socket's send lock).
+    retiring: Vec<Arc<SocketEntry>>,
+    /// Statistics of sockets that were forgotten (or found closed and reused).
+    retired: Stats,
+}
+
+impl Registry {
+    /// Removes `fd`'s entry, which its caller must then [`retire`].
+    fn remove(&mut self, fd: RawFd) -> Option<Arc<SocketEntry>> {
+        let e = self.live.remove(&fd)?;
+        self.retiring.push(e.clone());
+        Some(e)
+    }
+}
+
+/// The entry registered under `fd`, unchecked: its socket may have been closed and the
+/// number reused. For the cheap path of small copies, whose statistics may land on the
+/// closed socket's entry (see `zerocopy::send`).
+pub(super) fn registered(fd: RawFd) -> Option<Arc<SocketEntry>> {
+    REGISTRY.lock().live.get(&fd).cloned()
+}
+
+/// Removes `fd`'s entry if it still is `entry`: false when another thread already removed
+/// it (and retires it). The caller then retires it.
+pub(super) fn remove_if(fd: RawFd, entry: &Arc<SocketEntry>) -> bool {
+    let mut reg = REGISTRY.lock();
+    match reg.live.get(&fd) {
+        Some(e) if Arc::ptr_eq(e, entry) => reg.remove(fd).is_some(),
+        _ => false,
+    }
+}
+
+/// The socket behind `fd`, checked to be a socket. With `create`, unknown sockets are
+/// probed and registered. A registered entry whose inode differs (or whose number now
+/// names a file that is not a socket) belongs to a socket that was closed, its number
+/// reused: it is retired first.
+pub(super) fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEntry>>> {
+    let (kind, inode) = sys::file_identity(fd)?;
+    let (found, stale, is_socket) = {
+        let mut reg = REGISTRY.lock();
+        let matches = |reg: &Registry, kind, inode| {
+            let e = reg.live.get(&fd).filter(|e| kind == libc::S_IFSOCK && e.inode == inode);
+            e.cloned()
+        };
+        match matches(&reg, kind, inode) {
+            Some(e) => (Some(e), None, true),
+            None => {
+                // Anything but the common case is decided on an identity read under the
+                // lock, where no other thread can register: the number may have changed
+                // hands since the fstat above, and an entry registered meanwhile for the
+                // new socket must not be taken for the old socket's and retired.
+                let (kind, inode) = sys::file_identity(fd)?;
+                let is_socket = kind == libc::S_IFSOCK;
+                match matches(&reg, kind, inode) {
+                    Some(e) => (Some(e), None, true),
+                    None => {
+                        let stale = reg.remove(fd);
+                        let found = (create && is_socket).then(|| register(&mut reg, fd, inode));
+                        (found, stale, is_socket)
+                    }
+                }
+            }
+        }
+    };
+    if let Some(old) = stale {
+        let n = retire(&old);
+        log::debug!("fd {fd} now names another file; released {n} sends of the closed socket");
+    }
+    if !is_socket {
+        return Err(error(libc::ENOTSOCK));
+    }
+    Ok(found)
+}
+
+/// Probes socket `fd` (`inode`, read under the registry lock) and registers it.
+fn register(reg: &mut Registry, fd: RawFd, inode: u64) -> Arc<SocketEntry> {
+    let mut e = SocketEntry::probe(fd, inode);
+    // Another descriptor of this same socket (dup, fork) is registered: the kernel's
+    // notification ids and SIOCOUTQ are per socket, so two entries sending zero-copy would
+    // credit completions to the wrong sends. Only the first entry sends zero-copy; this
+    // one copies.
+    if reg.live.values().any(|o| o.inode == inode) {
+        log::debug!("fd {fd}: its socket is registered under another descriptor; copying on this one");
+        e.state.get_mut().path = Path::Copy;
+    }
+    let e = Arc::new(e);
+    reg.live.insert(fd, e.clone());
+    e
+}
+
+/// Releases every send still pending on a socket that is going away (removed from the
+/// registry's `live` map) and moves its statistics into the process totals. The kernel
+/// keeps its own page references, so freeing now is memory-safe. Returns the number of
+/// sends abandoned.
+pub(super) fn retire(entry: &Arc<SocketEntry>) -> usize {
+    retire_with(entry, entry.send.lock())
+}
+
+/// [`retire`], with the entry's send lock already taken.
+pub(super) fn retire_with(entry: &Arc<SocketEntry>, mut side: MutexGuard<'_, SendSide>) -> usize {
+    let mut freed = Vec::new();
+    side.pipe = None;
+    let (abandoned, last_stats) = {
+        let mut st = entry.state.lock();
+        st.retired = true;
+        // Another descriptor of the socket (a dup) keeps it open: its sends in flight are
+        // still read by the kernel and will still be reported, so they move to that
+        // descriptor's entry instead of being abandoned.
+        if let Some(heir) = same_socket(entry.inode).into_iter().find(|e| !Arc::ptr_eq(e, entry)) {
+            let moved = st.hand_over(&mut heir.state.lock());
+            if moved > 0 {
+                log::debug!("fd {}: {moved} sends in flight handed over to fd {} (same socket)", entry.fd, heir.fd);
+            }
+        }
+        let mut table = TABLE.lock();
+        let mut n = st.pending.abandon_all(|s| freed.extend(table.send_completed(s.buffer)));
+        for (_, s) in st.spliced.pending.drain(..) {
+            freed.extend(table.send_completed(s.buffer));
+            n += 1;
+        }
+        st.stats.abandoned_sends += n as u64;
+        (n, st.snapshot())
+    };
+    // Nothing changes a retired entry's statistics any more: they move to the totals in the
+    // same step that stops counting the entry itself.
+    {
+        let mut reg = REGISTRY.lock();
+        reg.retired.add(&last_stats);
+        reg.retiring.retain(|e| !Arc::ptr_eq(e, entry));
+    }
+    drop(side);
+    run_frees(freed);
+    abandoned
+}
+
+/// The registered entries of socket `inode` (its descriptors: dup, fork).
+pub(super) fn same_socket(inode: u64) -> Vec<Arc<SocketEntry>> {
+    REGISTRY.lock().live.values().filter(|e| e.inode == inode).cloned().collect()
+}
+
+/// Whose sends are completed by what is read through a descriptor of socket `inode` whose
+/// own entry is `own`: that entry, unless it copies (or there is none): then the entry of
+/// another descriptor of the socket (`dup`, `fork`) that sends `MSG_ZEROCOPY` on it or has
+/// spliced sends in flight, also after that descriptor was closed. The scan for it runs
+/// only then, off the zero-copy paths.
+pub(super) fn completing_entry(own: Option<Arc<SocketEntry>>, inode: u64) -> Option<Arc<SocketEntry>> {
+    if let Some(e) = &own {
+        if e.state.lock().path != Path::Copy {
+            return own;
+        }
+    }
+    same_socket(inode)
+        .into_iter()
+        .find(|e| {
+            let st = e.state.lock();
+            st.path == Path::MsgZerocopy || !st.spliced.pending.is_empty()
+        })
+        .or(own)
+}
+
+/// `fd`'s entry if it still names the socket `inode` (no identity read, no retiring).
+pub(super) fn registered_as(fd: RawFd, inode: u64) -> Option<Arc<SocketEntry>> {
+    REGISTRY.lock().live.get(&fd).filter(|e| e.inode == inode).cloned()
+}
+
+/// The statistics of every socket the process used, forgotten ones included.
+pub(super) fn totals() -> Stats {
+    let (mut total, known) = {
+        let reg = REGISTRY.lock();
+        let known: Vec<_> = reg.live.values().chain(&reg.retiring).cloned().collect();
+        (reg.retired, known)
+    };
+    // An entry retired from here on adds to `retired` after the copy above: it is counted
+    // once, by its own (final) statistics.
+    for e in known {
+        total.add(&e.state.lock().snapshot());
+    }
+    total
+}

@@ -1180,8 +1180,8 @@ void print_summary() {
     std::printf("\nOurs / upstream's send loop, medians of the same run (%s)\n",
                 opt.mode == Options::Full    ? "full mode"
                 : opt.mode == Options::Smoke ? "smoke mode: one short round, the timings mean nothing"
-                                             : "quick mode: ratios move 10-20 % between runs; --full is steadier");
-    std::printf("  %-16s %-6s %-13s    %-16s\n", "", "", "send_blocking", "the other call");
+                                             : "quick mode: a ratio can move 20 % between runs");
+    std::printf("  %-16s %-6s %-13s    %s\n", "", "", "send_blocking", "the other call");
     std::printf("  %-16s %-6s %6s %6s    %-16s %6s %6s  %s\n", "scenario", "size", "rate", "CPU", "call", "rate", "CPU",
                 "path of its bytes");
     // One line per scenario and size: send_blocking, then the other call (sendv_blocking in
@@ -1401,7 +1401,7 @@ int main(int argc, char** argv) {
     std::printf("\nverification: %" PRIu64 " messages checked (%" PRIu64 " in full), %" PRIu64 " failures",
                 g_checked_msgs.load(), g_checked_full.load(), g_failures.load());
     if (!g_accounting.empty()) {
-        std::printf("; path statistics add up to the bytes sent in %zu of %zu rows", accounting_ok, g_accounting.size());
+        std::printf("; paths add up to the bytes sent in %zu of %zu rows", accounting_ok, g_accounting.size());
     }
     std::printf("\n");
     if (!opt.targets && !g_targets.empty()) {

@@ -15,7 +15,7 @@ echo "== building the library and blight-bench in $dir"
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DBLIGHT_BUILD_TESTS=OFF -DBLIGHT_BUILD_BENCH=ON >/dev/null
 cmake --build "$dir" -j"$(nproc)" --target blight-bench
 json="$dir/bench-results.json"
-echo "== running blight-bench $* (ours and the upstream algorithm alternate; medians and ratios)"
+echo "== running blight-bench${*:+ $*} (ours and the upstream algorithm alternate; medians and ratios)"
 rc=0
 "$dir/bench/blight-bench" --json "$json" "$@" || rc=$?
 if [ "$rc" -ne 0 ]; then

@@ -42,6 +42,7 @@ title_of() {
     unix-send_blocking) echo "AF\\\\_UNIX blight\\\\_send\\\\_blocking" ;;
     unix-send_zerocopy) echo "AF\\\\_UNIX blight\\\\_send\\\\_zerocopy (splice)" ;;
     unix-raw_splice) echo "AF\\\\_UNIX raw splice, no library (kernel floor)" ;;
+    tcp-reference) echo "TCP loopback reference (upstream loop)" ;;
     tcp-send_blocking) echo "TCP loopback blight\\\\_send\\\\_blocking (copy)" ;;
     tcp-send_zerocopy) echo "TCP loopback blight\\\\_send\\\\_zerocopy" ;;
     *) echo "$1" ;;

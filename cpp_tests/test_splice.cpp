@@ -208,6 +208,48 @@ TEST_F(Splice, BufferIsNeverCompleteBeforeTheReceiverReadItAll) {
     EXPECT_EQ(s.completed_sends, s.splice_sends);
 }
 
+// Small sends on a socket with nothing in flight take the cheap path (issue 13): copied
+// without the send lock and not counted in the splice position. A buffer spliced after
+// unread small copies must still complete only once the receiver read past its last byte.
+TEST_F(Splice, BufferSplicedAfterUnreadSmallCopiesCompletesOnlyAfterItsLastByte) {
+    Pair p = unix_pair();
+    int sndbuf = grow_sndbuf(p.a.get(), 4 << 20);
+    const size_t n = std::min<size_t>(128 << 10, static_cast<size_t>(sndbuf) / 4);
+    ASSERT_GE(n, 4 * kDefaultThreshold);
+    FreeCounter fc;
+    const size_t kSmall = 100, kCopies = 50;
+    for (size_t i = 0; i < kCopies; i++) send_new(p.a.get(), kSmall, 21, i * kSmall, fc);
+    EXPECT_EQ(fc.calls, static_cast<int>(kCopies)) << "copies are freed at release";
+    const size_t before = kCopies * kSmall;
+
+    std::atomic<size_t> bytes_read{0};
+    FreeWitness w;
+    w.bytes_read = &bytes_read;
+    blight_buffer_id_t id = 0;
+    ASSERT_EQ(blight_send_zerocopy(p.a.get(), new_pattern(n, 21, before), n, witness_free, &w, &id), 0);
+    ASSERT_EQ(blight_release_buffer(id), 0);
+    ASSERT_GT(stats_of(p.a.get()).splice_bytes, 0u);
+    EXPECT_EQ(blight_process_zerocopy_completions(p.a.get(), 20), 0);
+    EXPECT_EQ(w.calls, 0);
+    const size_t total = before + n;
+    for (size_t got = 0; got < total;) {
+        unsigned char buf[7];
+        ASSERT_NE(poll_for(p.b.get(), POLLIN, 20000), 0) << "stalled at byte " << got;
+        ssize_t r = ::recv(p.b.get(), buf, std::min(sizeof buf, total - got), MSG_DONTWAIT);
+        ASSERT_GT(r, 0) << got;
+        for (ssize_t k = 0; k < r; k++) ASSERT_EQ(buf[k], pattern_byte(21, got + k)) << got + k;
+        got += static_cast<size_t>(r);
+        bytes_read = got;
+        ASSERT_GE(blight_process_zerocopy_completions(p.a.get(), 0), 0);
+        if (w.calls != 0) {
+            ASSERT_EQ(w.read_at_free.load(), total) << "freed after the receiver read " << w.read_at_free << " of "
+                                                     << total << " bytes";
+        }
+    }
+    EXPECT_TRUE(process_until(p.a.get(), [&] { return w.calls != 0; }));
+    EXPECT_EQ(w.read_at_free.load(), total);
+}
+
 TEST_F(Splice, EachOfManyBuffersCompletesOnlyAfterItsLastByteWasRead) {
     // 16 spliced buffers with 100-byte copied messages between them; read in 7-byte
     // pieces. Each buffer's free_fn must see the receiver past that buffer's last byte.

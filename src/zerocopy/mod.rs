@@ -70,10 +70,15 @@ pub(crate) fn send(
     free_fn: Option<FreeFn>,
     user: *mut std::ffi::c_void,
 ) -> (u64, io::Result<()>) {
-    // Every call checks the descriptor's identity (an fstat, about 0.45 µs here): the
-    // number may name a new socket since the last call, whose sends and statistics must
-    // not mix with the old one's.
     let threshold = threshold();
+    if data.len() < threshold {
+        if let Some(sent) = send_small(fd, data, free_fn, user) {
+            return sent;
+        }
+    }
+    // Anything that may leave a send in flight checks the descriptor's identity (an fstat,
+    // about 0.45 µs here): the number may name a new socket since the last call, and a
+    // send in flight must never be completed against another socket.
     let mut entry = match registry::lookup(fd, true) {
         Ok(Some(e)) => e,
         Ok(None) => unreachable!("lookup with create returns an entry"),
@@ -92,6 +97,38 @@ pub(crate) fn send(
         }
     });
     (id, result)
+}
+
+/// The cheap path: a buffer under the threshold (copied whole, nothing left in flight) on
+/// a registered socket with nothing in flight: no identity read, no send lock, as cheap as
+/// a copy plus the table's bookkeeping. `None` sends nothing: the caller takes the full
+/// path (unknown socket, sends in flight that the copy must be ordered with, retired).
+///
+/// The entry is taken by descriptor number only: if the socket was closed without
+/// `blight_forget_socket` and its number reused, these copies are counted on the closed
+/// socket's entry (the process totals stay exact). That is safe because nothing of this
+/// send is in flight, and an entry that has sends in flight takes the full path, whose
+/// identity check retires it.
+fn send_small(fd: RawFd, data: &[u8], free_fn: Option<FreeFn>, user: *mut std::ffi::c_void) -> Option<(u64, io::Result<()>)> {
+    let entry = registry::registered(fd)?;
+    {
+        let st = entry.state.lock();
+        if st.retired || st.pending_count() > 0 {
+            return None;
+        }
+    }
+    let (copied, result) = send::copy_unlocked(fd, data);
+    if let Err(e) = &result {
+        if copied.sends == 0 && matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENOTSOCK)) {
+            // The number no longer names this socket: the full path reports it with
+            // nothing registered, as for any descriptor that is not a socket.
+            return None;
+        }
+    }
+    registry::count_copies(&entry, &copied);
+    // Registered after the copy (the table only has to free it at release).
+    let id = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user);
+    Some((id, result))
 }
 
 /// `blight_process_zerocopy_completions`.

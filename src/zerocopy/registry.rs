@@ -2,6 +2,7 @@
 //! and the retiring of those it stops knowing.
 use super::fast_hash::IntMap;
 use super::frees::run_frees;
+use super::send::Copied;
 use super::socket_state::{Path, SendSide, SocketEntry};
 use super::stats::Stats;
 use super::table::TABLE;
@@ -183,6 +184,15 @@ pub(super) fn completing_entry(own: Option<Arc<SocketEntry>>, inode: u64) -> Opt
 /// `fd`'s entry if it still names the socket `inode` (no identity read, no retiring).
 pub(super) fn registered_as(fd: RawFd, inode: u64) -> Option<Arc<SocketEntry>> {
     REGISTRY.lock().live.get(&fd).filter(|e| e.inode == inode).cloned()
+}
+
+/// Counts copies made on the cheap path (`zerocopy::send`) on `entry`, or in the totals if
+/// it was retired meanwhile (its statistics have moved there).
+pub(super) fn count_copies(entry: &SocketEntry, copied: &Copied) {
+    let mut st = entry.state.lock();
+    let stats = if st.retired { &mut REGISTRY.lock().retired } else { &mut st.stats };
+    stats.copied_sends += copied.sends;
+    stats.copied_bytes += copied.bytes;
 }
 
 /// The statistics of every socket the process used, forgotten ones included.

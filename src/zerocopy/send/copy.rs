@@ -3,6 +3,7 @@
 use super::super::completions::drain_for_wait;
 use super::super::socket_state::SocketEntry;
 use crate::io;
+use std::os::fd::RawFd;
 
 /// One copying send of (a prefix of) `data` on `entry`'s socket, counted in its `written`
 /// position (the splice path's arithmetic); returns the bytes sent.
@@ -13,4 +14,32 @@ pub(super) fn copy(entry: &SocketEntry, data: &[u8]) -> std::io::Result<usize> {
     st.stats.copied_bytes += n as u64;
     st.spliced.written += n as u64;
     Ok(n)
+}
+
+/// What [`copy_unlocked`] sent before it returned.
+#[derive(Debug, Default)]
+pub(in crate::zerocopy) struct Copied {
+    pub sends: u64,
+    pub bytes: u64,
+}
+
+/// Copies all of `data` to `fd` without the socket's send lock and without moving its
+/// `written` position: the cheap path of small buffers (`zerocopy::send`). Not counting
+/// these bytes in `written` keeps the splice arithmetic safe even when a splice on another
+/// thread interleaves with them: uncounted bytes only ever make `written - SIOCOUTQ`
+/// smaller, never larger, than what the peer consumed of ours.
+pub(in crate::zerocopy) fn copy_unlocked(fd: RawFd, data: &[u8]) -> (Copied, std::io::Result<()>) {
+    let mut done = Copied::default();
+    let mut rest = data;
+    while !rest.is_empty() {
+        match io::send_some(fd, rest, 0, &drain_for_wait) {
+            Ok(n) => {
+                rest = &rest[n..];
+                done.sends += 1;
+                done.bytes += n as u64;
+            }
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    (done, Ok(()))
 }

@@ -8,6 +8,8 @@ mod splice;
 use super::socket_state::{Path, SendSide, SocketEntry};
 use std::io;
 
+pub(super) use copy::{copy_unlocked, Copied};
+
 /// The entry was retired (its socket forgotten) before this send took its send lock.
 #[derive(Debug)]
 pub(super) struct Retired;

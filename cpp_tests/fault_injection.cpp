@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "libblight_protocol/socket.h"
+#include "child_process.h"
 #include "test_util.h"
 
 using namespace blight_test;
@@ -144,30 +145,21 @@ std::string enobufs_child(std::string& report) {
 
 TEST(Fault, EnobufsFromTinyOptmemInPrivateNetns) {
     std::string host_before = read_file("/proc/sys/net/core/optmem_max");
-    int pipefd[2];
-    ASSERT_EQ(::pipe(pipefd), 0);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::close(pipefd[0]);
-        std::string report;
-        std::string err;
-        try {
-            err = enobufs_child(report);
-        } catch (const std::exception& e) {
-            err = e.what();
-        }
-        std::string msg = (err.empty() ? "OK " : err + " | ") + report;
-        ssize_t w = ::write(pipefd[1], msg.data(), msg.size());
-        ::_exit(w < 0 ? 2 : 0);
-    }
-    ::close(pipefd[1]);
-    std::string msg;
-    char buf[1024];
-    ssize_t n;
-    while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) msg.append(buf, n);
-    ::close(pipefd[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    // No time limit of its own before; 300 s is above ctest's 120 s and leaves valgrind room.
+    ChildResult res = run_in_child_reporting(
+        [](std::string& msg) {
+            std::string report;
+            std::string err;
+            try {
+                err = enobufs_child(report);
+            } catch (const std::exception& e) {
+                err = e.what();
+            }
+            msg = (err.empty() ? "OK " : err + " | ") + report;
+            return 0;
+        },
+        std::chrono::seconds(300));
+    const std::string& msg = res.report;
     std::string host_after = read_file("/proc/sys/net/core/optmem_max");
     if (host_after != host_before) {
         // Older kernels have one optmem_max for every namespace: put it back.
@@ -178,7 +170,7 @@ TEST(Fault, EnobufsFromTinyOptmemInPrivateNetns) {
         }
         GTEST_SKIP() << "net.core.optmem_max is not per network namespace on this kernel (restored)";
     }
-    ASSERT_TRUE(WIFEXITED(status)) << "child died: " << msg;
+    ASSERT_TRUE(res.exited) << "child died: " << res.describe() << ": " << msg;
     if (msg.rfind("SKIP", 0) == 0) GTEST_SKIP() << msg;
     std::printf("[ enobufs  ] %s\n", msg.c_str());
     EXPECT_EQ(msg.rfind("OK ", 0), 0u) << msg;

@@ -1,9 +1,9 @@
 // Helpers of the socket-layer suites (test_socket.cpp, test_sendv.cpp, test_cpp_api.cpp,
-// test_compat_upstream.cpp): forked children with SIGPIPE at its default disposition,
-// signal storms without SA_RESTART, slow readers, and small timing utilities. Every wait
+// test_compat_upstream.cpp): signal storms without SA_RESTART, slow readers, and small timing utilities. Every wait
 // here is bounded.
 #pragma once
 
+#include "child_process.h"
 #include "test_util.h"
 
 #include <fcntl.h>
@@ -40,81 +40,11 @@ inline long long elapsed_ms(Clock::time_point since) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
 }
 
-// ---- forked children -----------------------------------------------------------------
+// ---- forked children (child_process.h) -----------------------------------------------
 
-struct ChildResult {
-    bool timed_out = false;
-    bool exited = false;
-    int exit_code = -1;
-    bool signaled = false;
-    int signal = 0;
-
-    bool ok() const { return !timed_out && exited && exit_code == 0; }
-    std::string describe() const {
-        if (timed_out) return "child timed out (killed)";
-        if (signaled) return "child killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
-        if (exited) return "child exited with code " + std::to_string(exit_code);
-        return "child in an unknown state";
-    }
-};
-
-// Runs `body` in a forked child with SIGPIPE at its default disposition and unblocked, so
-// that a SIGPIPE would kill the child. The child exits with body's return value (0 =
-// success, anything else names the failed check). It is killed after `limit`.
-inline ChildResult run_in_child(const std::function<int()>& body, std::chrono::milliseconds limit = 10s) {
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::signal(SIGPIPE, SIG_DFL);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGPIPE);
-        ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-        int code = 100;
-        try {
-            code = body();
-        } catch (...) {
-            code = 101;
-        }
-        // A SIGPIPE left pending (e.g. raised while blocked) would be a latent kill.
-        sigset_t pending;
-        sigemptyset(&pending);
-        if (::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) code = 102;
-        ::_exit(code);
-    }
-    ChildResult res;
-    if (pid < 0) {
-        res.exited = true;
-        res.exit_code = -2;
-        return res;
-    }
-    auto deadline = Clock::now() + limit;
-    int status = 0;
-    for (;;) {
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) {
-            res.exit_code = -3;
-            return res;
-        }
-        if (Clock::now() >= deadline) {
-            ::kill(pid, SIGKILL);
-            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            res.timed_out = true;
-            return res;
-        }
-        std::this_thread::sleep_for(1ms);
-    }
-    if (WIFEXITED(status)) {
-        res.exited = true;
-        res.exit_code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-        res.signaled = true;
-        res.signal = WTERMSIG(status);
-    }
-    return res;
-}
+using blight_test::ChildResult;
+using blight_test::run_in_child;
+using blight_test::run_in_child_reporting;
 
 // ---- signals -------------------------------------------------------------------------
 

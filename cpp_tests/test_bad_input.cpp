@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "libblight_protocol/socket.h"
+#include "child_process.h"
 #include "test_util.h"
 
 using namespace blight_test;
@@ -28,33 +29,20 @@ constexpr ssize_t kHuge = std::numeric_limits<ssize_t>::max();
 // Runs `f` in a forked child; returns its result, or INT_MIN on a crash or a hang of
 // more than `seconds`.
 int bounded_call(const std::function<int()>& f, int seconds = 5) {
-    int p[2];
-    if (::pipe(p) != 0) return INT_MIN;
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::close(p[0]);
-        int r = f();
-        ssize_t w = ::write(p[1], &r, sizeof r);
-        ::_exit(w == sizeof r ? 0 : 1);
+    ChildResult res = run_in_child_reporting(
+        [&f](std::string& report) {
+            int r = f();
+            report.assign(reinterpret_cast<const char*>(&r), sizeof r);
+            return 0;
+        },
+        std::chrono::seconds(seconds));
+    if (res.timed_out) {
+        ADD_FAILURE() << "call did not return within " << seconds << " s";
+        return INT_MIN;
     }
-    ::close(p[1]);
     int result = INT_MIN;
-    for (int i = 0; i < seconds * 100; i++) {
-        int status;
-        pid_t w = ::waitpid(pid, &status, WNOHANG);
-        if (w == pid) {
-            int r;
-            if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && ::read(p[0], &r, sizeof r) == sizeof r) result = r;
-            ::close(p[0]);
-            return result;
-        }
-        ::usleep(10000);
-    }
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    ::close(p[0]);
-    ADD_FAILURE() << "call did not return within " << seconds << " s";
-    return INT_MIN;
+    if (res.ok() && res.report.size() == sizeof result) std::memcpy(&result, res.report.data(), sizeof result);
+    return result;
 }
 
 // Descriptors that are not sockets, each in a state where a read would not block: a pipe

@@ -45,7 +45,7 @@ Fd udp_with_icmp_error() {
 }  // namespace
 
 TEST(ErrorQueue, ForeignMessagesInTheQueueDoNotStopWaitsFromTimingOut) {
-    int status = run_in_child([] {
+    ChildResult res = run_in_child([] {
         Fd fd = udp_with_icmp_error();
         ZC_CHILD_CHECK((poll_for(fd.get(), 0, 5000) & POLLERR) != 0);
         // The first wait reports the socket error (SO_ERROR); the ICMP report stays in the
@@ -60,8 +60,8 @@ TEST(ErrorQueue, ForeignMessagesInTheQueueDoNotStopWaitsFromTimingOut) {
         // The library left the report for its owner.
         ZC_CHILD_CHECK((poll_for(fd.get(), 0, 0) & POLLERR) != 0);
         return 0;
-    }, 30);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+    }, 30s);
+    EXPECT_TRUE(res.ok()) << res.describe();
 }
 
 TEST(ErrorQueue, ZeroCopyCompletionsOnAUdpSocketWithIcmpErrors) {
@@ -191,7 +191,7 @@ TEST(ErrorQueue, WaitingForeverEndsWhenAnotherThreadTakesTheLastNotification) {
     // the same queue: if the other takes the last notification between the waiter's check
     // and its poll, no POLLERR will ever come. The waiter must notice that nothing is
     // pending any more and return.
-    int status = run_in_child([] {
+    ChildResult res = run_in_child([] {
         constexpr size_t kSize = 64 * 1024;
         for (int round = 0; round < 100; round++) {
             Pair p = tcp_pair(round % 2 ? AF_INET6 : AF_INET);
@@ -214,8 +214,8 @@ TEST(ErrorQueue, WaitingForeverEndsWhenAnotherThreadTakesTheLastNotification) {
             ZC_CHILD_CHECK(blight_forget_socket(p.a.get()) == 0);
         }
         return 0;
-    }, 90);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+    }, 90s);
+    EXPECT_TRUE(res.ok()) << res.describe();
 }
 
 TEST(ErrorQueue, SendsAfterForgettingAnOpenSocketStillComplete) {
@@ -248,7 +248,7 @@ TEST(ErrorQueue, WaitOnADuplicateOfAZeroCopySocketKeepsItsTimeout) {
     // The notifications of sends made through one descriptor raise POLLERR on every
     // descriptor of the socket; a wait through a dup must end at its timeout, and it
     // completes the sends of the descriptor that made them.
-    int status = run_in_child([] {
+    ChildResult res = run_in_child([] {
         Pair p = tcp_pair(AF_INET);
         constexpr size_t kSize = 64 * 1024;
         StreamReader reader(p.b.get(), kSize, 9);
@@ -270,8 +270,8 @@ TEST(ErrorQueue, WaitOnADuplicateOfAZeroCopySocketKeepsItsTimeout) {
         ZC_CHILD_CHECK(stats_of(p.a.get()).pending_sends == 0);
         ZC_CHILD_CHECK(blight_forget_socket(p.a.get()) == 0);
         return 0;
-    }, 30);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+    }, 30s);
+    EXPECT_TRUE(res.ok()) << res.describe();
 }
 
 TEST(ErrorQueue, SendsCompleteThroughADuplicateAfterTheSendingDescriptorIsClosed) {

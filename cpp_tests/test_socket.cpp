@@ -28,6 +28,64 @@ struct Freed {
     ~Freed() { std::free(p); }
 };
 
+// ---- the four receive exports, called one way -------------------------------------------
+
+// Many behaviours hold for every receive export; the tests below name the export they check
+// and call one helper with it.
+enum class RecvFn { Recv, RecvBlocking, RecvInto, RecvBlockingInto };
+
+const char* recv_name(RecvFn f) {
+    switch (f) {
+        case RecvFn::Recv: return "blight_recv";
+        case RecvFn::RecvBlocking: return "blight_recv_blocking";
+        case RecvFn::RecvInto: return "blight_recv_into";
+        case RecvFn::RecvBlockingInto: return "blight_recv_blocking_into";
+    }
+    return "?";
+}
+
+constexpr size_t kGuard = 16;           // bytes after the caller's buffer that must stay 0xEE
+constexpr unsigned char kGuardByte = 0xEE;
+
+// What one receive produced: the malloc()ed memory of blight_recv / blight_recv_blocking,
+// or the caller's buffer of the _into variants (size bytes, then kGuard guard bytes).
+struct Received {
+    Freed owned;
+    std::vector<unsigned char> buf;
+};
+
+// Receives `size` bytes with `f`: blight_recv_into with upstream's 5 attempts of 50 ms.
+int recv_with(RecvFn f, int fd, Received& out, size_t size) {
+    auto n = static_cast<ssize_t>(size);
+    switch (f) {
+        case RecvFn::Recv: return blight_recv(fd, &out.owned.p, n);
+        case RecvFn::RecvBlocking: return blight_recv_blocking(fd, &out.owned.p, n);
+        case RecvFn::RecvInto:
+            out.buf.assign(size + kGuard, kGuardByte);
+            return blight_recv_into(fd, out.buf.data(), n, 5, 50);
+        case RecvFn::RecvBlockingInto:
+            out.buf.assign(size + kGuard, kGuardByte);
+            return blight_recv_blocking_into(fd, out.buf.data(), n);
+    }
+    return -ENOSYS;
+}
+
+// After a successful receive of `size` bytes: they are pattern bytes [offset, offset +
+// size) of `seed`; blight_recv* memory is malloc()ed (free()able) and the _into variants
+// wrote nothing past `size`.
+void expect_received(RecvFn f, const Received& got, size_t size, uint64_t seed, uint64_t offset = 0) {
+    SCOPED_TRACE(recv_name(f));
+    if (f == RecvFn::Recv || f == RecvFn::RecvBlocking) {
+        ASSERT_NE(got.owned.p, nullptr);
+        EXPECT_EQ(first_mismatch(got.owned.p, size, seed, offset), -1);
+        EXPECT_GE(malloc_usable_size(got.owned.p), size);  // malloc()ed, free()able
+        return;
+    }
+    ASSERT_EQ(got.buf.size(), size + kGuard);
+    EXPECT_EQ(first_mismatch(got.buf.data(), size, seed, offset), -1);
+    for (size_t i = size; i < got.buf.size(); i++) ASSERT_EQ(got.buf[i], kGuardByte) << "wrote past size at " << i;
+}
+
 class UnixPairTest : public ::testing::TestWithParam<bool> {
   protected:
     bool nonblocking() const { return GetParam(); }
@@ -39,43 +97,32 @@ std::string BlockingName(const ::testing::TestParamInfo<bool>& info) {
 
 // ---- round trips ---------------------------------------------------------------------
 
+// Sends `size` pattern bytes with blight_send_blocking and receives them with `f`: the
+// bytes arrive intact and nothing more is left to read.
+void expect_round_trip(Pair& p, RecvFn f, size_t size, uint64_t seed) {
+    SCOPED_TRACE(recv_name(f));
+    auto msg = pattern(size, seed);
+    ASSERT_EQ(blight_send_blocking(p.a.get(), msg.data(), static_cast<ssize_t>(size)), 0);
+    Received got;
+    ASSERT_EQ(recv_with(f, p.b.get(), got, size), 0);
+    expect_received(f, got, size, seed);
+    EXPECT_TRUE(nothing_to_read(p.b.get()));
+}
+
 TEST_P(UnixPairTest, SendBlockingThenRecvBlockingRoundTrip) {
     Pair p = unix_pair(nonblocking());
-    auto msg = pattern(1000, 1);
-    ASSERT_EQ(blight_send_blocking(p.a.get(), msg.data(), static_cast<ssize_t>(msg.size())), 0);
-    Freed got;
-    ASSERT_EQ(blight_recv_blocking(p.b.get(), &got.p, static_cast<ssize_t>(msg.size())), 0);
-    ASSERT_NE(got.p, nullptr);
-    EXPECT_EQ(first_mismatch(got.p, msg.size(), 1), -1);
-    EXPECT_GE(malloc_usable_size(got.p), msg.size());  // malloc()ed, free()able
-    EXPECT_TRUE(nothing_to_read(p.b.get()));
+    expect_round_trip(p, RecvFn::RecvBlocking, 1000, 1);
 }
 
 TEST_P(UnixPairTest, SendBlockingThenRecvRoundTrip) {
     Pair p = unix_pair(nonblocking());
-    auto msg = pattern(4096, 2);
-    ASSERT_EQ(blight_send_blocking(p.a.get(), msg.data(), static_cast<ssize_t>(msg.size())), 0);
-    Freed got;
-    ASSERT_EQ(blight_recv(p.b.get(), &got.p, static_cast<ssize_t>(msg.size())), 0);
-    ASSERT_NE(got.p, nullptr);
-    EXPECT_EQ(first_mismatch(got.p, msg.size(), 2), -1);
-    EXPECT_GE(malloc_usable_size(got.p), msg.size());
+    expect_round_trip(p, RecvFn::Recv, 4096, 2);
 }
 
 TEST_P(UnixPairTest, RecvIntoAndRecvBlockingIntoFillCallerBuffer) {
     Pair p = unix_pair(nonblocking());
-    auto msg = pattern(777, 3);
-    std::vector<unsigned char> buf(777 + 16, 0xEE);
-    ASSERT_EQ(blight_send_blocking(p.a.get(), msg.data(), 777), 0);
-    ASSERT_EQ(blight_recv_into(p.b.get(), buf.data(), 777, 5, 50), 0);
-    EXPECT_EQ(first_mismatch(buf.data(), 777, 3), -1);
-    for (size_t i = 777; i < buf.size(); i++) ASSERT_EQ(buf[i], 0xEE) << "wrote past size at " << i;
-
-    std::fill(buf.begin(), buf.end(), 0xEE);
-    ASSERT_EQ(blight_send_blocking(p.a.get(), msg.data(), 777), 0);
-    ASSERT_EQ(blight_recv_blocking_into(p.b.get(), buf.data(), 777), 0);
-    EXPECT_EQ(first_mismatch(buf.data(), 777, 3), -1);
-    for (size_t i = 777; i < buf.size(); i++) ASSERT_EQ(buf[i], 0xEE) << "wrote past size at " << i;
+    ASSERT_NO_FATAL_FAILURE(expect_round_trip(p, RecvFn::RecvInto, 777, 3));
+    expect_round_trip(p, RecvFn::RecvBlockingInto, 777, 3);
 }
 
 // Receiving exactly `size` bytes must not eat into the next message.
@@ -116,64 +163,54 @@ TEST_P(UnixPairTest, RecvSucceedsWhenDataArrivesWithinTheAttempts) {
 
 // ---- a message in many small pieces (upstream wrote every partial read at the start) --
 
-void expect_pieces_reassembled(bool nonblocking, bool use_recv, size_t piece, size_t total,
+// `writer` sends `total` pattern bytes in pieces of `piece` bytes, `pause` apart, while `f`
+// receives them on `reader` in one call: every piece lands in its place.
+void expect_pieces_reassembled(Fd& writer_fd, Fd& reader_fd, RecvFn f, size_t piece, size_t total, uint64_t seed,
                                std::chrono::microseconds pause) {
-    Pair p = unix_pair(nonblocking);
-    auto msg = pattern(total, 6 + piece);
+    SCOPED_TRACE(std::string(recv_name(f)) + ", piece " + std::to_string(piece));
+    auto msg = pattern(total, seed);
     std::atomic<bool> wrote_all{false};
     std::thread writer([&] {
-        wrote_all = write_in_pieces(p.a.get(), msg.data(), msg.size(), piece, pause);
+        wrote_all = write_in_pieces(writer_fd.get(), msg.data(), msg.size(), piece, pause);
     });
-    Freed got;
-    int r = use_recv ? blight_recv(p.b.get(), &got.p, static_cast<ssize_t>(total))
-                     : blight_recv_blocking(p.b.get(), &got.p, static_cast<ssize_t>(total));
-    if (r != 0) p.b.reset();  // unblock the writer
+    Received got;
+    int r = recv_with(f, reader_fd.get(), got, total);
+    if (r != 0) reader_fd.reset();  // unblock the writer
     writer.join();
     ASSERT_EQ(r, 0);
     ASSERT_TRUE(wrote_all);
-    ASSERT_NE(got.p, nullptr);
-    EXPECT_EQ(first_mismatch(got.p, total, 6 + piece), -1) << "piece " << piece;
-    EXPECT_TRUE(nothing_to_read(p.b.get()));
+    expect_received(f, got, total, seed);
+    EXPECT_TRUE(nothing_to_read(reader_fd.get()));
+}
+
+void expect_pieces_reassembled(bool nonblocking, RecvFn f, size_t piece, size_t total, uint64_t seed,
+                               std::chrono::microseconds pause) {
+    Pair p = unix_pair(nonblocking);
+    expect_pieces_reassembled(p.a, p.b, f, piece, total, seed, pause);
 }
 
 TEST_P(UnixPairTest, RecvBlockingReassemblesOneBytePieces) {
-    expect_pieces_reassembled(nonblocking(), false, 1, 300, 200us);
+    expect_pieces_reassembled(nonblocking(), RecvFn::RecvBlocking, 1, 300, 6 + 1, 200us);
 }
 
 TEST_P(UnixPairTest, RecvBlockingReassemblesSevenBytePieces) {
-    expect_pieces_reassembled(nonblocking(), false, 7, 4099, 100us);
+    expect_pieces_reassembled(nonblocking(), RecvFn::RecvBlocking, 7, 4099, 6 + 7, 100us);
 }
 
 TEST_P(UnixPairTest, RecvReassemblesOneBytePieces) {
-    expect_pieces_reassembled(nonblocking(), true, 1, 300, 200us);
+    expect_pieces_reassembled(nonblocking(), RecvFn::Recv, 1, 300, 6 + 1, 200us);
 }
 
 TEST_P(UnixPairTest, RecvReassemblesSevenBytePieces) {
-    expect_pieces_reassembled(nonblocking(), true, 7, 4099, 100us);
+    expect_pieces_reassembled(nonblocking(), RecvFn::Recv, 7, 4099, 6 + 7, 100us);
 }
 
 TEST_P(UnixPairTest, RecvBlockingIntoReassemblesPieces) {
-    Pair p = unix_pair(nonblocking());
-    auto msg = pattern(2003, 7);
-    std::thread writer([&] { write_in_pieces(p.a.get(), msg.data(), msg.size(), 7, 50us); });
-    std::vector<unsigned char> buf(2003);
-    int r = blight_recv_blocking_into(p.b.get(), buf.data(), 2003);
-    if (r != 0) p.b.reset();
-    writer.join();
-    ASSERT_EQ(r, 0);
-    EXPECT_EQ(first_mismatch(buf.data(), 2003, 7), -1);
+    expect_pieces_reassembled(nonblocking(), RecvFn::RecvBlockingInto, 7, 2003, 7, 50us);
 }
 
 TEST_P(UnixPairTest, RecvIntoReassemblesPieces) {
-    Pair p = unix_pair(nonblocking());
-    auto msg = pattern(2003, 8);
-    std::thread writer([&] { write_in_pieces(p.a.get(), msg.data(), msg.size(), 1, 20us); });
-    std::vector<unsigned char> buf(2003);
-    int r = blight_recv_into(p.b.get(), buf.data(), 2003, 5, 50);
-    if (r != 0) p.b.reset();
-    writer.join();
-    ASSERT_EQ(r, 0);
-    EXPECT_EQ(first_mismatch(buf.data(), 2003, 8), -1);
+    expect_pieces_reassembled(nonblocking(), RecvFn::RecvInto, 1, 2003, 8, 20us);
 }
 
 // ---- a peer that closes: EPIPE, never SIGPIPE ------------------------------------------
@@ -248,26 +285,27 @@ TEST_P(UnixPairTest, RecvIntoHonoursAttemptsAndTimeout) {
 
 // ---- short messages: EBADMSG -----------------------------------------------------------
 
+// `sender` sends 10 pattern bytes and closes: `f` (blight_recv or blight_recv_blocking)
+// asking for 100 fails with -EBADMSG and sets *data to NULL.
+void expect_short_message_then_close_is_ebadmsg(Fd& sender, int receiver, RecvFn f, uint64_t seed) {
+    SCOPED_TRACE(recv_name(f));
+    auto msg = pattern(10, seed);
+    ASSERT_EQ(blight_send_blocking(sender.get(), msg.data(), 10), 0);
+    sender.reset();
+    Received got;
+    got.owned.p = reinterpret_cast<blight_data_t>(0x1);  // must be reset to NULL
+    EXPECT_EQ(recv_with(f, receiver, got, 100), -EBADMSG);
+    EXPECT_EQ(got.owned.p, nullptr);
+}
+
 TEST_P(UnixPairTest, ShortMessageThenCloseIsEbadmsgForRecvBlocking) {
     Pair p = unix_pair(nonblocking());
-    auto msg = pattern(10, 9);
-    ASSERT_EQ(blight_send_blocking(p.a.get(), msg.data(), 10), 0);
-    p.a.reset();
-    Freed got;
-    got.p = reinterpret_cast<blight_data_t>(0x1);
-    EXPECT_EQ(blight_recv_blocking(p.b.get(), &got.p, 100), -EBADMSG);
-    EXPECT_EQ(got.p, nullptr);
+    expect_short_message_then_close_is_ebadmsg(p.a, p.b.get(), RecvFn::RecvBlocking, 9);
 }
 
 TEST_P(UnixPairTest, ShortMessageThenCloseIsEbadmsgForRecv) {
     Pair p = unix_pair(nonblocking());
-    auto msg = pattern(10, 9);
-    ASSERT_EQ(blight_send_blocking(p.a.get(), msg.data(), 10), 0);
-    p.a.reset();
-    Freed got;
-    got.p = reinterpret_cast<blight_data_t>(0x1);
-    EXPECT_EQ(blight_recv(p.b.get(), &got.p, 100), -EBADMSG);
-    EXPECT_EQ(got.p, nullptr);
+    expect_short_message_then_close_is_ebadmsg(p.a, p.b.get(), RecvFn::Recv, 9);
 }
 
 TEST_P(UnixPairTest, ShortMessageThenCloseIsEbadmsgForIntoVariants) {
@@ -482,6 +520,18 @@ TEST(SocketBadFd, ClosedFdFailsWithNegativeErrno) {
     EXPECT_TRUE(r == -EINVAL || r == -EBADF) << r;
 }
 
+// Every receive export on `fd`, which is not a socket: -ENOTSOCK, and *data set to NULL.
+void expect_every_recv_is_enotsock(int fd) {
+    unsigned char buf[16];
+    Freed got;
+    EXPECT_EQ(blight_recv(fd, &got.p, 16), -ENOTSOCK);
+    EXPECT_EQ(got.p, nullptr);
+    EXPECT_EQ(blight_recv_blocking(fd, &got.p, 16), -ENOTSOCK);
+    EXPECT_EQ(got.p, nullptr);
+    EXPECT_EQ(blight_recv_into(fd, buf, 16, 1, 10), -ENOTSOCK);
+    EXPECT_EQ(blight_recv_blocking_into(fd, buf, 16), -ENOTSOCK);
+}
+
 TEST(SocketBadFd, PipeIsNotASocket) {
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
@@ -493,13 +543,7 @@ TEST(SocketBadFd, PipeIsNotASocket) {
     EXPECT_EQ(blight_wait_for_read(r.get(), 0), -EAGAIN);
     ASSERT_EQ(::write(w.get(), buf, 16), 16);
     EXPECT_EQ(blight_wait_for_read(r.get(), 100), 0);
-    Freed got;
-    EXPECT_EQ(blight_recv(r.get(), &got.p, 16), -ENOTSOCK);
-    EXPECT_EQ(got.p, nullptr);
-    EXPECT_EQ(blight_recv_blocking(r.get(), &got.p, 16), -ENOTSOCK);
-    EXPECT_EQ(got.p, nullptr);
-    EXPECT_EQ(blight_recv_into(r.get(), buf, 16, 1, 10), -ENOTSOCK);
-    EXPECT_EQ(blight_recv_blocking_into(r.get(), buf, 16), -ENOTSOCK);
+    expect_every_recv_is_enotsock(r.get());
     // Writer gone with data left: readable; drained: hang-up.
     w.reset();
     EXPECT_EQ(blight_wait_for_read(r.get(), 100), 0);
@@ -516,13 +560,7 @@ TEST(SocketBadFd, RegularFileIsNotASocket) {
     ASSERT_EQ(::write(fd.get(), buf, 16), 16);
     ASSERT_EQ(::lseek(fd.get(), 0, SEEK_SET), 0);
     EXPECT_EQ(blight_send_blocking(fd.get(), buf, 16), -ENOTSOCK);
-    Freed got;
-    EXPECT_EQ(blight_recv(fd.get(), &got.p, 16), -ENOTSOCK);
-    EXPECT_EQ(got.p, nullptr);
-    EXPECT_EQ(blight_recv_blocking(fd.get(), &got.p, 16), -ENOTSOCK);
-    EXPECT_EQ(got.p, nullptr);
-    EXPECT_EQ(blight_recv_into(fd.get(), buf, 16, 1, 10), -ENOTSOCK);
-    EXPECT_EQ(blight_recv_blocking_into(fd.get(), buf, 16), -ENOTSOCK);
+    expect_every_recv_is_enotsock(fd.get());
     // Regular files always poll ready.
     EXPECT_EQ(blight_wait_for_read(fd.get(), 100), 0);
     EXPECT_EQ(blight_wait_for_send(fd.get(), 100), 0);
@@ -551,52 +589,39 @@ TEST_P(UnixPairTest, SignalsDoNotInterruptABlockedSend) {
     EXPECT_EQ(first_mismatch(got.data(), got.size(), 14), -1);
 }
 
-TEST_P(UnixPairTest, SignalsDoNotInterruptABlockedRecvBlocking) {
+// `f` waits for `n` bytes that a writer starts sending 30 ms later in pieces of `piece`,
+// `pause` apart, while SIGUSR1 (no SA_RESTART) hits the receiving thread every 200 us:
+// every byte arrives and the receiver was interrupted.
+void expect_recv_survives_signals(bool nonblocking, RecvFn f, size_t n, uint64_t seed, size_t piece,
+                                  std::chrono::microseconds pause) {
+    SCOPED_TRACE(recv_name(f));
     NoRestartHandler handler(SIGUSR1);
-    Pair p = unix_pair(nonblocking());
-    constexpr size_t n = 1u << 20;
-    std::vector<unsigned char> msg = pattern(n, 15);
+    Pair p = unix_pair(nonblocking);
+    std::vector<unsigned char> msg = pattern(n, seed);
     std::thread writer([&] {
         std::this_thread::sleep_for(30ms);  // the receiver is blocked with nothing to read
-        write_in_pieces(p.a.get(), msg.data(), n, 16384, 1000us);
+        write_in_pieces(p.a.get(), msg.data(), n, piece, pause);
     });
-    Freed got;
+    Received got;
     int r;
     {
         SignalStorm storm(pthread_self(), SIGUSR1, 200us);
-        r = blight_recv_blocking(p.b.get(), &got.p, static_cast<ssize_t>(n));
+        r = recv_with(f, p.b.get(), got, n);
         storm.stop();
     }
     if (r != 0) p.b.reset();
     writer.join();
     EXPECT_EQ(r, 0);
     EXPECT_GT(g_signals_caught.load(), 0) << "the receiver was never interrupted";
-    ASSERT_NE(got.p, nullptr);
-    EXPECT_EQ(first_mismatch(got.p, n, 15), -1);
+    expect_received(f, got, n, seed);
+}
+
+TEST_P(UnixPairTest, SignalsDoNotInterruptABlockedRecvBlocking) {
+    expect_recv_survives_signals(nonblocking(), RecvFn::RecvBlocking, 1u << 20, 15, 16384, 1000us);
 }
 
 TEST_P(UnixPairTest, SignalsDoNotInterruptRecv) {
-    NoRestartHandler handler(SIGUSR1);
-    Pair p = unix_pair(nonblocking());
-    constexpr size_t n = 256u << 10;
-    std::vector<unsigned char> msg = pattern(n, 16);
-    std::thread writer([&] {
-        std::this_thread::sleep_for(30ms);
-        write_in_pieces(p.a.get(), msg.data(), n, 4096, 500us);
-    });
-    Freed got;
-    int r;
-    {
-        SignalStorm storm(pthread_self(), SIGUSR1, 200us);
-        r = blight_recv(p.b.get(), &got.p, static_cast<ssize_t>(n));
-        storm.stop();
-    }
-    if (r != 0) p.b.reset();
-    writer.join();
-    EXPECT_EQ(r, 0);
-    EXPECT_GT(g_signals_caught.load(), 0);
-    ASSERT_NE(got.p, nullptr);
-    EXPECT_EQ(first_mismatch(got.p, n, 16), -1);
+    expect_recv_survives_signals(nonblocking(), RecvFn::Recv, 256u << 10, 16, 4096, 500us);
 }
 
 // EINTR during a wait is retried with the time that is left: no early EAGAIN, no -EINTR.
@@ -686,19 +711,18 @@ TEST_P(UnixPairTest, BlockedRecvBlockingSleepsInsteadOfSpinning) {
 
 // ---- 8 MiB, larger than the socket buffer -------------------------------------------------
 
-TEST_P(UnixPairTest, LargeMessageBothWaysAtOnce) {
-    Pair p = unix_pair(nonblocking());
-    std::vector<unsigned char> ab = pattern(kBig, 17), ba = pattern(kBig, 18);
-    int send_ab = -1, send_ba = -1;
-    Freed got_ab, got_ba;
-    int recv_ab = -1, recv_ba = -1;
+// kBig bytes each way at once, both sends in flight together: a -> b received with
+// blight_recv_blocking, b -> a with `recv_ba` (blight_recv or blight_recv_blocking).
+void expect_large_message_both_ways(Pair& p, RecvFn recv_ba_with, uint64_t seed_ab, uint64_t seed_ba) {
+    SCOPED_TRACE(recv_name(recv_ba_with));
+    std::vector<unsigned char> ab = pattern(kBig, seed_ab), ba = pattern(kBig, seed_ba);
+    int send_ab = -1, send_ba = -1, recv_ab = -1, recv_ba = -1;
+    Received got_ab, got_ba;
     std::thread t1([&] { send_ab = blight_send_blocking(p.a.get(), ab.data(), static_cast<ssize_t>(kBig)); });
     std::thread t2([&] { send_ba = blight_send_blocking(p.b.get(), ba.data(), static_cast<ssize_t>(kBig)); });
-    std::thread t3([&] { recv_ab = blight_recv_blocking(p.b.get(), &got_ab.p, static_cast<ssize_t>(kBig)); });
-    recv_ba = blight_recv_blocking(p.a.get(), &got_ba.p, static_cast<ssize_t>(kBig));
-    if (recv_ba != 0) {
-        ::shutdown(p.a.get(), SHUT_RDWR);  // unblock the others
-    }
+    std::thread t3([&] { recv_ab = recv_with(RecvFn::RecvBlocking, p.b.get(), got_ab, kBig); });
+    recv_ba = recv_with(recv_ba_with, p.a.get(), got_ba, kBig);
+    if (recv_ba != 0) ::shutdown(p.a.get(), SHUT_RDWR);  // unblock the others
     t3.join();
     if (recv_ab != 0) ::shutdown(p.b.get(), SHUT_RDWR);
     t1.join();
@@ -707,8 +731,13 @@ TEST_P(UnixPairTest, LargeMessageBothWaysAtOnce) {
     EXPECT_EQ(send_ba, 0);
     ASSERT_EQ(recv_ab, 0);
     ASSERT_EQ(recv_ba, 0);
-    EXPECT_EQ(first_mismatch(got_ab.p, kBig, 17), -1);
-    EXPECT_EQ(first_mismatch(got_ba.p, kBig, 18), -1);
+    expect_received(RecvFn::RecvBlocking, got_ab, kBig, seed_ab);
+    expect_received(recv_ba_with, got_ba, kBig, seed_ba);
+}
+
+TEST_P(UnixPairTest, LargeMessageBothWaysAtOnce) {
+    Pair p = unix_pair(nonblocking());
+    expect_large_message_both_ways(p, RecvFn::RecvBlocking, 17, 18);
 }
 
 TEST_P(UnixPairTest, LargeMessageThroughRecvCompletesThePartialRead) {
@@ -762,60 +791,24 @@ std::string TcpName(const ::testing::TestParamInfo<TcpParam>& info) {
 
 TEST_P(TcpTest, LargeMessageBothWaysAtOnce) {
     Pair p = pair();
-    std::vector<unsigned char> ab = pattern(kBig, 21), ba = pattern(kBig, 22);
-    int send_ab = -1, send_ba = -1, recv_ab = -1, recv_ba = -1;
-    Freed got_ab, got_ba;
-    std::thread t1([&] { send_ab = blight_send_blocking(p.a.get(), ab.data(), static_cast<ssize_t>(kBig)); });
-    std::thread t2([&] { send_ba = blight_send_blocking(p.b.get(), ba.data(), static_cast<ssize_t>(kBig)); });
-    std::thread t3([&] { recv_ab = blight_recv_blocking(p.b.get(), &got_ab.p, static_cast<ssize_t>(kBig)); });
-    recv_ba = blight_recv(p.a.get(), &got_ba.p, static_cast<ssize_t>(kBig));
-    if (recv_ba != 0) ::shutdown(p.a.get(), SHUT_RDWR);
-    t3.join();
-    if (recv_ab != 0) ::shutdown(p.b.get(), SHUT_RDWR);
-    t1.join();
-    t2.join();
-    EXPECT_EQ(send_ab, 0);
-    EXPECT_EQ(send_ba, 0);
-    ASSERT_EQ(recv_ab, 0);
-    ASSERT_EQ(recv_ba, 0);
-    EXPECT_EQ(first_mismatch(got_ab.p, kBig, 21), -1);
-    EXPECT_EQ(first_mismatch(got_ba.p, kBig, 22), -1);
+    expect_large_message_both_ways(p, RecvFn::Recv, 21, 22);
 }
 
 TEST_P(TcpTest, PiecesAreReassembled) {
     Pair p = pair();
-    auto msg = pattern(1500, 23);
-    std::thread writer([&] {
-        int one = 1;
-        ::setsockopt(p.b.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        write_in_pieces(p.b.get(), msg.data(), msg.size(), 7, 100us);
-    });
-    Freed got;
-    int r = blight_recv_blocking(p.a.get(), &got.p, 1500);
-    if (r != 0) p.a.reset();
-    writer.join();
-    ASSERT_EQ(r, 0);
-    EXPECT_EQ(first_mismatch(got.p, 1500, 23), -1);
+    int one = 1;
+    ::setsockopt(p.b.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    expect_pieces_reassembled(p.b, p.a, RecvFn::RecvBlocking, 7, 1500, 23, 100us);
 }
 
 TEST_P(TcpTest, ShortMessageThenCloseIsEbadmsg) {
     Pair p = pair();
-    auto msg = pattern(10, 24);
-    ASSERT_EQ(blight_send_blocking(p.b.get(), msg.data(), 10), 0);
-    p.b.reset();
-    Freed got;
-    EXPECT_EQ(blight_recv_blocking(p.a.get(), &got.p, 100), -EBADMSG);
-    EXPECT_EQ(got.p, nullptr);
+    expect_short_message_then_close_is_ebadmsg(p.b, p.a.get(), RecvFn::RecvBlocking, 24);
 }
 
 TEST_P(TcpTest, ShortMessageThenCloseIsEbadmsgForRecv) {
     Pair p = pair();
-    auto msg = pattern(10, 24);
-    ASSERT_EQ(blight_send_blocking(p.b.get(), msg.data(), 10), 0);
-    p.b.reset();
-    Freed got;
-    EXPECT_EQ(blight_recv(p.a.get(), &got.p, 100), -EBADMSG);
-    EXPECT_EQ(got.p, nullptr);
+    expect_short_message_then_close_is_ebadmsg(p.b, p.a.get(), RecvFn::Recv, 24);
 }
 
 TEST_P(TcpTest, SendToClosedPeerFailsWithoutSigpipe) {

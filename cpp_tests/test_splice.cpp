@@ -428,7 +428,7 @@ TEST_F(Splice, CompletionProcessingLeavesIncomingDataAlone) {
 
 TEST_F(Splice, PeerClosingMidSpliceIsEpipeNotSigpipe) {
     for (bool nonblocking : {false, true}) {
-        int status = run_in_child([nonblocking] {
+        ChildResult res = run_in_child([nonblocking] {
             Pair p = unix_pair(nonblocking);
             const size_t n = 8u << 20;
             FreeCounter fc;
@@ -462,9 +462,9 @@ TEST_F(Splice, PeerClosingMidSpliceIsEpipeNotSigpipe) {
                 ZC_CHILD_CHECK(blight_process_zerocopy_completions(p.a.get(), 100) >= 0);
             ZC_CHILD_CHECK(fc.calls == 2);
             return 0;
-        });
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            << (nonblocking ? "nonblocking: " : "blocking: ") << describe_status(status);
+        }, 60s);
+        EXPECT_TRUE(res.ok())
+            << (nonblocking ? "nonblocking: " : "blocking: ") << res.describe();
     }
 }
 
@@ -495,7 +495,7 @@ TEST_F(Splice, FreeFnMaySendOnTheSameSocket) {
     // A's free_fn sends on A's own socket, while B is queued there. free_fn must run
     // outside every lock (no deadlock, whether it runs inside completion processing or
     // inside a send), and its message must not land inside B.
-    int status = run_in_child(
+    ChildResult res = run_in_child(
         [] {
             Pair p = unix_pair();
             SendFromFree ctx;
@@ -531,8 +531,8 @@ TEST_F(Splice, FreeFnMaySendOnTheSameSocket) {
             ZC_CHILD_CHECK(ctx.calls == 1);
             return 0;
         },
-        20);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+        20s);
+    EXPECT_TRUE(res.ok()) << res.describe();
 }
 
 }  // namespace

@@ -646,7 +646,7 @@ TEST_F(ZeroCopy, ProcessTotalsNeverGoBackWhileSocketsAreForgotten) {
 // wait for that send (it waited for as long as the peer did not read), and nothing may be
 // lost: once the send returns, forget works and every buffer is freed once.
 TEST_F(ZeroCopy, ForgetDuringABlockedSendInAnotherThreadFailsWithEbusy) {
-    int status = run_in_child([] {
+    ChildResult res = run_in_child([] {
         Pair p = unix_pair();
         const size_t n = 8u << 20;
         FreeCounter fc;
@@ -674,8 +674,8 @@ TEST_F(ZeroCopy, ForgetDuringABlockedSendInAnotherThreadFailsWithEbusy) {
         ZC_CHILD_CHECK(blight_forget_socket(p.a.get()) == 0);
         ZC_CHILD_CHECK(fc.calls == 1);
         return 0;
-    }, 30);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+    }, 30s);
+    EXPECT_TRUE(res.ok()) << res.describe();
 }
 
 // Forgetting a number that was closed and given to another file forgets the closed socket:
@@ -1052,7 +1052,7 @@ extern "C" void reentrant_free(unsigned char* data, size_t, void* user) {
 
 TEST_F(ZeroCopy, FreeFnMayCallBackIntoTheLibrary) {
     // A deadlock cannot be interrupted: run in a child, with a bounded wait.
-    int status = run_in_child([] {
+    ChildResult res = run_in_child([] {
         Pair p = tcp_pair(AF_INET);
         StreamReader reader(p.b.get(), 4 * 65536, 100);
         FreeCounter others;
@@ -1093,8 +1093,8 @@ TEST_F(ZeroCopy, FreeFnMayCallBackIntoTheLibrary) {
         ZC_CHILD_CHECK(others.calls == 2);
         ZC_CHILD_CHECK(a.calls == 1 && c.calls == 1);
         return 0;
-    });
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+    }, 60s);
+    EXPECT_TRUE(res.ok()) << res.describe();
 }
 
 // ---- the C++ wrapper -----------------------------------------------------------------
@@ -1138,7 +1138,7 @@ TEST_F(ZeroCopy, CppSendZerocopyDeletesNewArrayMemory) {
     delete[] mine;
     // A closed peer: EPIPE (no SIGPIPE), and the library still deletes the buffer (the
     // wrapper released the id).
-    int status = run_in_child([] {
+    ChildResult res = run_in_child([] {
         Pair p = unix_pair();
         p.b.reset();
         errno = 0;
@@ -1148,8 +1148,8 @@ TEST_F(ZeroCopy, CppSendZerocopyDeletesNewArrayMemory) {
             ZC_CHILD_CHECK(blight_process_zerocopy_completions(p.a.get(), 100) >= 0);
         ZC_CHILD_CHECK(stats_of(p.a.get()).pending_sends == 0);
         return 0;
-    });
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+    }, 60s);
+    EXPECT_TRUE(res.ok()) << res.describe();
     // The kernel refusing the send itself with EINVAL (UDP GSO with 2000 segments) after
     // the buffer was registered: the library owns it, so the wrapper must not say EINVAL,
     // which tells the caller to delete[] it (a double free). It says EIO.
@@ -1207,18 +1207,18 @@ TEST_F(ZeroCopy, TcpPeerClosingMidSendIsAnErrorNotSigpipe) {
     // A peer closing with unread data resets the connection: the kernel reports EPIPE or,
     // first, ECONNRESET. Either is a clean failure; SIGPIPE is not.
     for (int family : {AF_INET, AF_INET6}) {
-        int status = run_in_child([family] { return peer_closes_mid_send(tcp_pair_sized(family, 65536, 65536), EPIPE, ECONNRESET); });
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+        ChildResult res = run_in_child([family] { return peer_closes_mid_send(tcp_pair_sized(family, 65536, 65536), EPIPE, ECONNRESET); }, 60s);
+        EXPECT_TRUE(res.ok()) << res.describe();
     }
 }
 
 TEST_F(ZeroCopy, UnixPeerClosingMidCopySendIsEpipeNotSigpipe) {
     // The copying path (threshold above the message size) on AF_UNIX: strictly EPIPE.
-    int status = run_in_child([] {
+    ChildResult res = run_in_child([] {
         if (blight_set_zerocopy_threshold(64u << 20) != 0) return 99;
         return peer_closes_mid_send(unix_pair(), EPIPE, EPIPE);
-    });
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_status(status);
+    }, 60s);
+    EXPECT_TRUE(res.ok()) << res.describe();
 }
 
 }  // namespace

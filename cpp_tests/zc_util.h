@@ -1,6 +1,6 @@
 // Helpers shared by the zero-copy suites (test_zerocopy.cpp, test_splice.cpp): statistics,
 // bounded completion loops, a verifying reader thread, socket pairs with fixed buffer
-// sizes, and running a scenario in a forked child with a bounded wait.
+// sizes; forked children with a bounded wait come from child_process.h.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,11 +14,13 @@
 #include <thread>
 
 #include "libblight_protocol/socket.h"
+#include "child_process.h"
 #include "test_util.h"
 
 namespace zc_test {
 
 using namespace blight_test;
+using namespace std::chrono_literals;
 
 constexpr size_t kDefaultThreshold = 10240;
 
@@ -176,52 +178,6 @@ inline int sockopt_int(int fd, int level, int name) {
     socklen_t l = sizeof v;
     check_sys(::getsockopt(fd, level, name, &v, &l) == 0, "getsockopt");
     return v;
-}
-
-// Runs `body` in a forked child with the default SIGPIPE disposition; the child's exit
-// code is body's return value (0 = pass; it prints its own diagnostics to stderr). The
-// parent waits at most `limit_s` seconds, then kills the child (a hang or deadlock fails,
-// it does not hang the suite). Returns the raw wait status, or -1 if the child was killed
-// for taking too long. Call only with no other threads running.
-inline int run_in_child(const std::function<int()>& body, int limit_s = 60) {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = ::fork();
-    if (pid < 0) return -2;
-    if (pid == 0) {
-        ::signal(SIGPIPE, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
-        int code = body();
-        fflush(stderr);
-        ::_exit(code);
-    }
-    int status = 0;
-    for (int i = 0; i < limit_s * 100; i++) {
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) return status;
-        ::usleep(10000);
-    }
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    return -1;
-}
-
-#define ZC_CHILD_CHECK(cond)                                                              \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "%s:%d: child check failed: %s\n", __FILE__, __LINE__, #cond); \
-            return __LINE__ % 200 + 1;                                                    \
-        }                                                                                 \
-    } while (0)
-
-inline std::string describe_status(int status) {
-    if (status == -1) return "child killed after the time limit (hang or deadlock)";
-    if (status == -2) return "fork failed";
-    if (WIFSIGNALED(status)) return std::string("child killed by signal ") + strsignal(WTERMSIG(status));
-    if (WIFEXITED(status)) return "child exited with " + std::to_string(WEXITSTATUS(status));
-    return "child status " + std::to_string(status);
 }
 
 }  // namespace zc_test

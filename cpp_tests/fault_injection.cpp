@@ -358,18 +358,20 @@ TEST(Fault, ClosedWithPendingBuffersThenNumberReused) {
     EXPECT_EQ(fresh.zerocopy_sends, 0u) << "the new socket inherited the old one's counters";
     EXPECT_EQ(fresh.pending_sends, 0u);
     EXPECT_EQ(fresh.copied_bytes, 0u);
-    // Noticing the new socket released the old one's buffers, each exactly once.
-    EXPECT_EQ(tr.frees.load(), kBuffers);
+    // Noticing the new socket retired the old one: its notifications were dropped with it,
+    // so nothing proves the kernel is done with those buffers: they are held, not freed
+    // (issue 13; this test expected them freed before).
+    EXPECT_EQ(tr.frees.load(), 0);
     EXPECT_EQ(tr.early.load(), 0);
     blight_zerocopy_stats after{};
     ASSERT_EQ(blight_get_zerocopy_stats(-1, &after), 0);
     EXPECT_GE(after.zerocopy_sends - before.zerocopy_sends, old_stats.zerocopy_sends);
-    EXPECT_EQ(after.pending_sends, before.pending_sends);
-    EXPECT_GE(after.abandoned_sends + after.completed_sends - before.abandoned_sends - before.completed_sends,
-              old_stats.zerocopy_sends);
-    for (auto id : ids) EXPECT_EQ(blight_buffer_in_flight(id), -ENOENT);
+    EXPECT_EQ(after.pending_sends - before.pending_sends, old_stats.pending_sends);
+    EXPECT_EQ(after.held_sends - before.held_sends, old_stats.pending_sends);
+    EXPECT_EQ(after.abandoned_sends - before.abandoned_sends, old_stats.pending_sends);
+    for (auto id : ids) EXPECT_GE(blight_buffer_in_flight(id), 1);
     EXPECT_EQ(blight_process_zerocopy_completions(reused.get(), 0), 0);
-    EXPECT_EQ(tr.frees.load(), kBuffers);
+    EXPECT_EQ(tr.frees.load(), 0);
 }
 
 // --- Completions from several threads at once ---------------------------------------------

@@ -250,6 +250,69 @@ TEST_F(Splice, BufferSplicedAfterUnreadSmallCopiesCompletesOnlyAfterItsLastByte)
     EXPECT_EQ(w.read_at_free.load(), total);
 }
 
+// Forgetting a socket never hands back memory the kernel may still read (issue 13): an
+// unread spliced buffer is held after blight_forget_socket, and freed only once the peer
+// has read it, or closed, and the socket is seen again (here: the same descriptor, still
+// open). Before, it was freed after forget's 100 ms, while the peer could still read it.
+TEST_F(Splice, ForgottenSocketsUnreadBufferIsHeldUntilThePeerReadsOrCloses) {
+    for (bool peer_reads : {true, false}) {
+        SCOPED_TRACE(peer_reads ? "the peer reads" : "the peer closes");
+        Pair p = unix_pair();
+        const size_t n = 64 << 10;
+        std::atomic<size_t> bytes_read{0};
+        FreeWitness w;
+        w.bytes_read = &bytes_read;
+        blight_zerocopy_stats t0 = stats_of(-1);
+        blight_buffer_id_t id = 0;
+        ASSERT_EQ(blight_send_zerocopy(p.a.get(), new_pattern(n, 22), n, witness_free, &w, &id), 0);
+        ASSERT_EQ(blight_release_buffer(id), 0);
+        ASSERT_GT(stats_of(p.a.get()).splice_bytes, 0u);
+        int held = blight_forget_socket(p.a.get());
+        EXPECT_GE(held, 1);
+        EXPECT_EQ(w.calls, 0) << "freed while the peer had not read it";
+        EXPECT_GE(blight_buffer_in_flight(id), 1);
+        blight_zerocopy_stats t1 = stats_of(-1);
+        EXPECT_EQ(t1.held_sends - t0.held_sends, static_cast<uint32_t>(held));
+        ::usleep(150 * 1000);
+        EXPECT_EQ(blight_process_zerocopy_completions(p.a.get(), 0), 0) << "taken over, but not read yet";
+        EXPECT_EQ(w.calls, 0);
+        if (peer_reads) {
+            EXPECT_EQ(read_bounded(p.b.get(), n), pattern(n, 22));
+            bytes_read = n;
+        } else {
+            p.b.reset();
+        }
+        EXPECT_TRUE(process_until(p.a.get(), [&] { return w.calls != 0; }));
+        EXPECT_EQ(w.calls, 1);
+        if (peer_reads) {
+            EXPECT_EQ(w.read_at_free.load(), n);
+        }
+        EXPECT_EQ(blight_buffer_in_flight(id), -ENOENT);
+        blight_zerocopy_stats t2 = stats_of(-1);
+        EXPECT_EQ(t2.held_sends, t0.held_sends);
+        EXPECT_EQ(t2.pending_sends, t0.pending_sends);
+        EXPECT_EQ(blight_forget_socket(p.a.get()), 0);
+    }
+}
+
+// A peer that read everything, or closed, before the forget: nothing is held.
+TEST_F(Splice, ForgetAfterThePeerReadOrClosedHoldsNothing) {
+    for (bool peer_reads : {true, false}) {
+        SCOPED_TRACE(peer_reads ? "the peer read" : "the peer closed");
+        Pair p = unix_pair();
+        const size_t n = 64 << 10;
+        FreeCounter fc;
+        send_new(p.a.get(), n, 23, 0, fc);
+        if (peer_reads) {
+            EXPECT_EQ(read_bounded(p.b.get(), n), pattern(n, 23));
+        } else {
+            p.b.reset();
+        }
+        EXPECT_EQ(blight_forget_socket(p.a.get()), 0);
+        EXPECT_EQ(fc.calls, 1);
+    }
+}
+
 TEST_F(Splice, EachOfManyBuffersCompletesOnlyAfterItsLastByteWasRead) {
     // 16 spliced buffers with 100-byte copied messages between them; read in 7-byte
     // pieces. Each buffer's free_fn must see the receiver past that buffer's last byte.

@@ -482,7 +482,10 @@ std::vector<blight_buffer_id_t> send_stuck(int fd, const std::vector<unsigned ch
     return ids;
 }
 
-TEST_F(ZeroCopy, ForgettingASocketFreesItsPendingBuffers) {
+// Forgetting an open socket whose peer has not read: what the kernel still reads is held,
+// never freed (issue 13; before, it was freed after 100 ms). Used again through the same
+// descriptor once the peer has read, the socket completes the held sends.
+TEST_F(ZeroCopy, ForgettingASocketHoldsItsUnreadBuffersUntilTheKernelIsDone) {
     std::vector<unsigned char> data = pattern(4 * 65536, 51);
     Pair p = stuck_tcp_pair();
     stats_of(p.a.get());
@@ -493,41 +496,50 @@ TEST_F(ZeroCopy, ForgettingASocketFreesItsPendingBuffers) {
     blight_zerocopy_stats s = stats_of(p.a.get());
     ASSERT_EQ(s.zerocopy_sends, 4u);
     ASSERT_GE(s.pending_sends, 1u);
-    for (blight_buffer_id_t id : ids) ASSERT_GE(blight_buffer_in_flight(id), 0);
     // Release two; keep two.
     EXPECT_EQ(blight_release_buffer(ids[0]), 0);
     EXPECT_EQ(blight_release_buffer(ids[2]), 0);
     int pending_before = static_cast<int>(stats_of(p.a.get()).pending_sends);
-    int freed_before = fc.calls;
-    int abandoned = blight_forget_socket(p.a.get());
-    ASSERT_GE(abandoned, 1);
-    EXPECT_LE(abandoned, pending_before);
-    // The released ones are freed (exactly once), the kept ones are complete but still ours.
-    EXPECT_EQ(fc.calls, 2);
-    EXPECT_EQ(freed_before, 0);
-    EXPECT_EQ(blight_buffer_in_flight(ids[0]), -ENOENT);
-    EXPECT_EQ(blight_buffer_in_flight(ids[2]), -ENOENT);
-    EXPECT_EQ(blight_buffer_in_flight(ids[1]), 0);
-    EXPECT_EQ(blight_buffer_in_flight(ids[3]), 0);
+    int held = blight_forget_socket(p.a.get());
+    ASSERT_GE(held, 1);
+    EXPECT_LE(held, pending_before);
+    // Only a released buffer whose every send completed is freed.
+    int freed = 0;
+    for (int i : {0, 2}) freed += blight_buffer_in_flight(ids[i]) == -ENOENT;
+    EXPECT_EQ(fc.calls, freed);
+    int in_flight = 0;
+    for (blight_buffer_id_t id : ids) in_flight += std::max(0, blight_buffer_in_flight(id));
+    EXPECT_EQ(in_flight, held);
+    blight_zerocopy_stats t1 = stats_of(-1);
+    EXPECT_EQ(t1.held_sends - t0.held_sends, static_cast<uint32_t>(held));
+    EXPECT_EQ(t1.abandoned_sends - t0.abandoned_sends, static_cast<uint64_t>(held));
+    EXPECT_EQ(t1.pending_sends - t0.pending_sends, static_cast<uint64_t>(held));
+    EXPECT_EQ(bytes_sent(t1) - bytes_sent(t0), 4u * 65536);
+    // The socket itself starts over; held buffers stay held while the peer does not read.
+    EXPECT_TRUE(all_zero(stats_of(p.a.get())));
+    ::usleep(50 * 1000);
+    EXPECT_EQ(fc.calls, freed);
+    // The peer reads everything; the same descriptor, used again, takes the held sends over.
+    EXPECT_EQ(read_exactly(p.b.get(), 4 * 65536), data);
+    EXPECT_TRUE(process_until(p.a.get(), [&] {
+        for (blight_buffer_id_t id : ids)
+            if (blight_buffer_in_flight(id) > 0) return false;
+        return true;
+    }));
     EXPECT_EQ(blight_release_buffer(ids[1]), 0);
     EXPECT_EQ(blight_release_buffer(ids[3]), 0);
     EXPECT_EQ(fc.calls, 4);
     EXPECT_EQ(fc.bytes, 4u * 65536);
     for (blight_buffer_id_t id : ids) EXPECT_EQ(blight_release_buffer(id), -ENOENT);
-    // Counted, and the totals keep the forgotten socket.
-    blight_zerocopy_stats t1 = stats_of(-1);
-    EXPECT_EQ(t1.abandoned_sends - t0.abandoned_sends, static_cast<uint64_t>(abandoned));
-    EXPECT_EQ(bytes_sent(t1) - bytes_sent(t0), 4u * 65536);
-    EXPECT_EQ(t1.zerocopy_sends - t0.zerocopy_sends, 4u);
-    EXPECT_EQ(t1.pending_sends, t0.pending_sends);
-    // The socket itself starts over.
-    EXPECT_TRUE(all_zero(stats_of(p.a.get())));
+    blight_zerocopy_stats t2 = stats_of(-1);
+    EXPECT_EQ(t2.held_sends, t0.held_sends);
+    EXPECT_EQ(t2.pending_sends, t0.pending_sends);
     EXPECT_EQ(blight_forget_socket(p.a.get()), 0);
-    EXPECT_EQ(blight_process_zerocopy_completions(p.a.get(), 0), 0);
-    EXPECT_EQ(fc.calls, 4);
 }
 
-TEST_F(ZeroCopy, ForgettingAClosedSocketFreesItsPendingBuffers) {
+// After close() the kernel drops the notifications and SIOCOUTQ cannot be read: nothing
+// can prove the kernel is done, so the buffers of the sends in flight are held (issue 13).
+TEST_F(ZeroCopy, ForgettingAClosedSocketHoldsItsPendingBuffers) {
     std::vector<unsigned char> data = pattern(4 * 65536, 52);
     Pair p = stuck_tcp_pair();
     stats_of(p.a.get());
@@ -543,15 +555,15 @@ TEST_F(ZeroCopy, ForgettingAClosedSocketFreesItsPendingBuffers) {
     int num = p.a.get();
     p.a.reset();  // closed: the kernel drops the notifications
     EXPECT_EQ(blight_forget_socket(num), pending);
-    EXPECT_EQ(fc.calls, 4);
-    EXPECT_EQ(fc.bytes, 4u * 65536);
+    EXPECT_EQ(fc.calls, 4 - pending);
     blight_zerocopy_stats t1 = stats_of(-1);
     EXPECT_EQ(t1.abandoned_sends - t0.abandoned_sends, static_cast<uint64_t>(pending));
+    EXPECT_EQ(t1.held_sends - t0.held_sends, static_cast<uint32_t>(pending));
     EXPECT_EQ(bytes_sent(t1) - bytes_sent(t0), 4u * 65536);
-    EXPECT_EQ(t1.pending_sends, t0.pending_sends);
+    EXPECT_EQ(t1.pending_sends - t0.pending_sends, static_cast<uint64_t>(pending));
     // Forgotten: a second forget of the closed number knows nothing of it.
     EXPECT_EQ(blight_forget_socket(num), -EBADF);
-    EXPECT_EQ(fc.calls, 4);
+    EXPECT_EQ(fc.calls, 4 - pending);
 }
 
 TEST_F(ZeroCopy, ClosedSocketNumberReusedByANewSocketStartsFresh) {
@@ -579,11 +591,12 @@ TEST_F(ZeroCopy, ClosedSocketNumberReusedByANewSocketStartsFresh) {
     blight_zerocopy_stats fresh = stats_of(num);
     EXPECT_TRUE(all_zero(fresh)) << "the new socket inherited the old counters";
     EXPECT_EQ(fresh.path, static_cast<uint32_t>(BLIGHT_ZEROCOPY_PATH_NONE));
-    // The old socket's buffers were freed, once each, and counted as abandoned.
-    EXPECT_EQ(fc.calls, 4);
+    // The old socket's sends in flight are held (issue 13: before, they were freed).
+    EXPECT_EQ(fc.calls, freed_before);
     blight_zerocopy_stats t1 = stats_of(-1);
     EXPECT_EQ(t1.abandoned_sends - t0.abandoned_sends, old.pending_sends);
-    EXPECT_EQ(t0.pending_sends - t1.pending_sends, old.pending_sends);
+    EXPECT_EQ(t1.held_sends - t0.held_sends, old.pending_sends);
+    EXPECT_EQ(t1.pending_sends, t0.pending_sends);
     EXPECT_EQ(bytes_sent(t1), bytes_sent(t0));
 
     // The new socket works and counts only its own sends.
@@ -598,8 +611,7 @@ TEST_F(ZeroCopy, ClosedSocketNumberReusedByANewSocketStartsFresh) {
     EXPECT_GE(s.zerocopy_sends, 3u);
     EXPECT_EQ(s.abandoned_sends, 0u);
     EXPECT_EQ(s.completed_sends, s.zerocopy_sends);
-    EXPECT_EQ(fc.calls, 4);
-    EXPECT_EQ(fc.bytes, 4u * 65536);
+    EXPECT_EQ(fc.calls, freed_before);
 }
 
 // The process totals count every socket once, also while sockets are being forgotten
@@ -679,8 +691,9 @@ TEST_F(ZeroCopy, ForgetDuringABlockedSendInAnotherThreadFailsWithEbusy) {
 }
 
 // Forgetting a number that was closed and given to another file forgets the closed socket:
-// its pending buffers are freed and counted, and the call says how many.
-TEST_F(ZeroCopy, ForgettingAReusedNumberReleasesTheClosedSocketsSends) {
+// its pending buffers are held and counted (issue 13: before, freed), and the call says how
+// many.
+TEST_F(ZeroCopy, ForgettingAReusedNumberHoldsTheClosedSocketsSends) {
     for (bool reused_by_socket : {true, false}) {
         SCOPED_TRACE(reused_by_socket ? "reused by a socket" : "reused by a pipe");
         std::vector<unsigned char> data = pattern(4 * 65536, 55);
@@ -702,14 +715,15 @@ TEST_F(ZeroCopy, ForgettingAReusedNumberReleasesTheClosedSocketsSends) {
         Fd reused(num);
 
         EXPECT_EQ(blight_forget_socket(num), pending);
-        EXPECT_EQ(fc.calls, 4);
+        EXPECT_EQ(fc.calls, 4 - pending);
         blight_zerocopy_stats t1 = stats_of(-1);
         EXPECT_EQ(t1.abandoned_sends - t0.abandoned_sends, static_cast<uint64_t>(pending));
-        EXPECT_EQ(t0.pending_sends - t1.pending_sends, static_cast<uint64_t>(pending));
+        EXPECT_EQ(t1.held_sends - t0.held_sends, static_cast<uint32_t>(pending));
+        EXPECT_EQ(t1.pending_sends, t0.pending_sends);
         EXPECT_EQ(bytes_sent(t1), bytes_sent(t0)) << "the totals lost or doubled the closed socket";
         // Forgotten: the number is now just what it names.
         EXPECT_EQ(blight_forget_socket(num), reused_by_socket ? 0 : -ENOTSOCK);
-        EXPECT_EQ(fc.calls, 4);
+        EXPECT_EQ(fc.calls, 4 - pending);
     }
 }
 
@@ -722,9 +736,10 @@ TEST_F(ZeroCopy, DupToTheNumberOfALiveSocketAlsoStartsFresh) {
     std::vector<blight_buffer_id_t> ids = send_stuck(p.a.get(), data, fc);
     for (blight_buffer_id_t id : ids) EXPECT_EQ(blight_release_buffer(id), 0);
     ASSERT_LT(fc.calls, 4);
+    int freed_before = fc.calls;
     ASSERT_EQ(::dup2(q.a.get(), p.a.get()), p.a.get());
     EXPECT_TRUE(all_zero(stats_of(p.a.get())));
-    EXPECT_EQ(fc.calls, 4);
+    EXPECT_EQ(fc.calls, freed_before) << "the closed socket's sends in flight are held (issue 13)";
     // The number now names the AF_UNIX socket: sending works, with its own path.
     FreeCounter fc2;
     send_new(p.a.get(), 50000, 56, 0, fc2);

@@ -11,7 +11,7 @@ extern crate blight_socket;
 struct Stats {
     counters: [u64; 12],
     path: u32,
-    reserved: u32,
+    held_sends: u32,
 }
 const SPLICE_BYTES: usize = 5;
 const COPIED_BYTES: usize = 7;

@@ -116,20 +116,30 @@ pub extern "C" fn blight_buffer_in_flight(id: blight_buffer_id_t) -> c_int {
 }
 
 /// Forgets socket `fd` before it is closed: completes what the kernel reports within
-/// about 100 ms, then releases the buffers of the sends still pending (the kernel keeps
-/// its own page references, so this is memory-safe; `abandoned_sends` counts them). The
-/// socket's statistics move to the process-wide totals. Also accepts an `fd` that was
-/// already closed, or closed and its number given to another file: it forgets the closed
-/// socket. A socket number reused by a new socket is detected (by inode) and the old
-/// socket forgotten automatically by the next call on that number, but calling this first
-/// frees memory sooner.
+/// about 100 ms (spliced sends the peer has read, or whose pages it released by closing;
+/// `MSG_ZEROCOPY` sends the kernel reports), then forgets the socket. Its statistics move
+/// to the process-wide totals.
+///
+/// `free_fn` runs only when the kernel is done with a buffer's pages, so the sends still in
+/// flight then are **held**, not freed: counted in `abandoned_sends` and `held_sends`, and
+/// logged once. They complete if the socket is seen again through a descriptor (a `dup`
+/// already known, one used later, or `fd` itself while it stays open: a later
+/// `blight_process_zerocopy_completions(fd, ...)` takes them over); otherwise their memory
+/// stays allocated until the process exits. Forget once the peer has read everything (or
+/// closed) and nothing is held.
+///
+/// Also accepts an `fd` that was already closed, or closed and its number given to another
+/// file: it forgets the closed socket (whose sends in flight are held: after `close()` the
+/// kernel drops their notifications and `SIOCOUTQ` cannot be read). A socket number reused
+/// by a new socket is detected (by inode) and the old socket forgotten automatically by
+/// the next call that checks it, but calling this first keeps counters exact.
 ///
 /// A send on the socket in progress in another thread (waiting for a peer that does not
 /// read) is waited for only within those 100 ms: then the call fails with `-EBUSY` and the
 /// socket stays known; call it again once that send has returned.
 ///
-/// Returns the number of sends abandoned (>= 0), 0 for an open socket the library never
-/// saw, `-EBUSY` as above, or `-EBADF`/`-ENOTSOCK` for a number that names no socket.
+/// Returns the number of sends held (>= 0), 0 for an open socket the library never saw,
+/// `-EBUSY` as above, or `-EBADF`/`-ENOTSOCK` for a number that names no socket.
 #[no_mangle]
 pub extern "C" fn blight_forget_socket(fd: c_int) -> c_int {
     const NAME: &str = "blight_forget_socket";

@@ -109,7 +109,12 @@ pub(crate) fn send(
 /// socket's entry (the process totals stay exact). That is safe because nothing of this
 /// send is in flight, and an entry that has sends in flight takes the full path, whose
 /// identity check retires it.
-fn send_small(fd: RawFd, data: &[u8], free_fn: Option<FreeFn>, user: *mut std::ffi::c_void) -> Option<(u64, io::Result<()>)> {
+fn send_small(
+    fd: RawFd,
+    data: &[u8],
+    free_fn: Option<FreeFn>,
+    user: *mut std::ffi::c_void,
+) -> Option<(u64, io::Result<()>)> {
     let entry = registry::registered(fd)?;
     {
         let st = entry.state.lock();
@@ -138,6 +143,12 @@ pub(crate) fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usiz
         Some(e) => e.inode,
         None => sys::file_identity(fd)?.1,
     };
+    let own = match own {
+        // The socket's sends held since it was forgotten: registering this descriptor takes
+        // them over (see `registry::retire`), and they complete through it.
+        None if registry::holds(inode) => registry::lookup(fd, true)?,
+        own => own,
+    };
     let registered = own.is_some();
     let Some(entry) = registry::completing_entry(own, inode) else {
         return Ok(0);
@@ -161,8 +172,9 @@ pub(crate) fn in_flight(id: u64) -> Option<u32> {
     TABLE.lock().in_flight(id)
 }
 
-/// `blight_forget_socket`: collects what completions it can within [`FORGET_WAIT`], then
-/// releases the rest. Returns the number of sends abandoned.
+/// `blight_forget_socket`: collects what completions it can within [`FORGET_WAIT`] (sends
+/// the peer read, or whose pages it released by closing, complete), then retires the
+/// socket, holding what is still in flight. Returns the number of sends held.
 pub(crate) fn forget(fd: RawFd) -> io::Result<usize> {
     let registered = registry::registered(fd);
     let (entry, open_until) = match (sys::file_identity(fd), registered) {
@@ -177,7 +189,7 @@ pub(crate) fn forget(fd: RawFd) -> io::Result<usize> {
             (entry, Some(deadline))
         }
         // Closed, or closed and its number reused: the kernel dropped the socket's
-        // notifications; release what we held.
+        // notifications, and SIOCOUTQ cannot be read; what is in flight is held.
         (Ok(_), Some(entry)) => (entry, None),
         (Err(e), Some(entry)) if e.raw_os_error() == Some(libc::EBADF) => (entry, None),
         (Ok((kind, _)), None) if kind == libc::S_IFSOCK => return Ok(0),
@@ -195,7 +207,7 @@ pub(crate) fn forget(fd: RawFd) -> io::Result<usize> {
     };
     Ok(deferring_frees(|| {
         if open_until.is_some() {
-            // What completed while a send finished is not abandoned.
+            // What completed while a send finished is not held.
             let _ = completions::complete_sends(&entry, 0);
         }
         if registry::remove_if(fd, &entry) {

@@ -148,16 +148,9 @@ impl PendingSends {
         completed
     }
 
-    /// Removes every pending send (the socket is going away), calling `on_abandon` for each.
-    pub fn abandon_all(&mut self, mut on_abandon: impl FnMut(PendingSend)) -> usize {
-        let n = self.waiting;
-        for slot in self.slots.drain(..) {
-            if !slot.done {
-                on_abandon(slot.send);
-            }
-        }
-        self.waiting = 0;
-        n
+    /// The sends not yet reported complete, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &PendingSend> {
+        self.slots.iter().filter(|s| !s.done).map(|s| &s.send)
     }
 }
 
@@ -261,13 +254,12 @@ mod tests {
     }
 
     #[test]
-    fn abandon_reports_only_pending() {
+    fn iter_lists_only_pending() {
         let mut q = queue(0, &[1, 2, 3]);
         complete(&mut q, 1, 1);
-        let mut out = vec![];
-        assert_eq!(q.abandon_all(|s| out.push(s.buffer)), 2);
-        assert_eq!(out, vec![1, 3]);
-        assert!(q.is_empty());
+        let left: Vec<u64> = q.iter().map(|s| s.buffer).collect();
+        assert_eq!(left, vec![1, 3]);
+        assert_eq!(q.len(), 2);
     }
 
     #[test]

@@ -1,11 +1,9 @@
 //! The sockets this library knows, by descriptor number, checked by inode on every lookup,
 //! and the retiring of those it stops knowing.
 use super::fast_hash::IntMap;
-use super::frees::run_frees;
 use super::send::Copied;
 use super::socket_state::{Path, SendSide, SocketEntry};
 use super::stats::Stats;
-use super::table::TABLE;
 use crate::io::error;
 use crate::sys;
 use once_cell::sync::Lazy;
@@ -16,13 +14,17 @@ use std::sync::Arc;
 
 static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| Mutex::new(Registry::default()));
 
-/// Every socket is counted in exactly one of the three places, so the process totals read
+/// Every socket is counted in exactly one of these places, so the process totals read
 /// under this lock neither miss nor double-count a socket that is being forgotten.
 #[derive(Default)]
 struct Registry {
     live: IntMap<RawFd, Arc<SocketEntry>>,
-    /// Removed from `live`, not yet retired (that waits for the socket's send lock).
+    /// Removed from `live` (or `held`), not yet retired (that waits for the socket's send
+    /// lock, or for a hand-over).
     retiring: Vec<Arc<SocketEntry>>,
+    /// Retired with sends the kernel may still read: their buffers are kept until the
+    /// socket is seen again ([`adopt_held`]) or the process exits.
+    held: Vec<Arc<SocketEntry>>,
     /// Statistics of sockets that were forgotten (or found closed and reused).
     retired: Stats,
 }
@@ -87,12 +89,49 @@ pub(super) fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEnt
     };
     if let Some(old) = stale {
         let n = retire(&old);
-        log::debug!("fd {fd} now names another file; released {n} sends of the closed socket");
+        log::debug!("fd {fd} now names another file; the closed socket had {n} sends in flight");
     }
     if !is_socket {
         return Err(error(libc::ENOTSOCK));
     }
+    if let Some(new) = &found {
+        adopt_held(new);
+    }
     Ok(found)
+}
+
+/// Hands the sends held for a forgotten socket over to `new`, a descriptor of that same
+/// socket registered since: through it their completions can be read again.
+fn adopt_held(new: &Arc<SocketEntry>) {
+    let orphans: Vec<_> = {
+        let mut reg = REGISTRY.lock();
+        if !reg.held.iter().any(|e| e.inode == new.inode) {
+            return;
+        }
+        let (same, other): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut reg.held).into_iter().partition(|e| e.inode == new.inode);
+        reg.held = other;
+        reg.retiring.extend(same.iter().cloned());
+        same
+    };
+    for old in orphans {
+        let last_stats = {
+            // Lock order: the retiring entry's state, then the live one's.
+            let mut st = old.state.lock();
+            let moved = st.hand_over(&mut new.state.lock());
+            log::info!("fd {}: took over {moved} sends held since fd {} was forgotten (same socket)", new.fd, old.fd);
+            st.snapshot()
+        };
+        finish_retiring(&old, &last_stats);
+    }
+}
+
+/// Moves a retired entry's final statistics into the totals, in the same step that stops
+/// counting the entry itself.
+fn finish_retiring(entry: &Arc<SocketEntry>, last_stats: &Stats) {
+    let mut reg = REGISTRY.lock();
+    reg.retired.add(last_stats);
+    reg.retiring.retain(|e| !Arc::ptr_eq(e, entry));
 }
 
 /// Probes socket `fd` (`inode`, read under the registry lock) and registers it.
@@ -102,7 +141,7 @@ fn register(reg: &mut Registry, fd: RawFd, inode: u64) -> Arc<SocketEntry> {
     // notification ids and SIOCOUTQ are per socket, so two entries sending zero-copy would
     // credit completions to the wrong sends. Only the first entry sends zero-copy; this
     // one copies.
-    if reg.live.values().any(|o| o.inode == inode) {
+    if reg.live.values().chain(&reg.held).any(|o| o.inode == inode) {
         log::debug!("fd {fd}: its socket is registered under another descriptor; copying on this one");
         e.state.get_mut().path = Path::Copy;
     }
@@ -111,19 +150,20 @@ fn register(reg: &mut Registry, fd: RawFd, inode: u64) -> Arc<SocketEntry> {
     e
 }
 
-/// Releases every send still pending on a socket that is going away (removed from the
-/// registry's `live` map) and moves its statistics into the process totals. The kernel
-/// keeps its own page references, so freeing now is memory-safe. Returns the number of
-/// sends abandoned.
+/// Retires a socket that is going away (removed from the registry's `live` map): its sends
+/// in flight move to another registered descriptor of the same socket if there is one;
+/// otherwise they are held, never freed, because the kernel may still read their pages (an
+/// AF_UNIX peer that has not read them, TCP data not yet sent), and nothing will ever
+/// report them complete through this entry. Its statistics move into the process totals
+/// (with a held entry, once its sends are handed over). Returns the number of sends held.
 pub(super) fn retire(entry: &Arc<SocketEntry>) -> usize {
     retire_with(entry, entry.send.lock())
 }
 
 /// [`retire`], with the entry's send lock already taken.
 pub(super) fn retire_with(entry: &Arc<SocketEntry>, mut side: MutexGuard<'_, SendSide>) -> usize {
-    let mut freed = Vec::new();
     side.pipe = None;
-    let (abandoned, last_stats) = {
+    let (held, last_stats) = {
         let mut st = entry.state.lock();
         st.retired = true;
         // Another descriptor of the socket (a dup) keeps it open: its sends in flight are
@@ -135,25 +175,35 @@ pub(super) fn retire_with(entry: &Arc<SocketEntry>, mut side: MutexGuard<'_, Sen
                 log::debug!("fd {}: {moved} sends in flight handed over to fd {} (same socket)", entry.fd, heir.fd);
             }
         }
-        let mut table = TABLE.lock();
-        let mut n = st.pending.abandon_all(|s| freed.extend(table.send_completed(s.buffer)));
-        for (_, s) in st.spliced.pending.drain(..) {
-            freed.extend(table.send_completed(s.buffer));
-            n += 1;
+        let held = st.pending_count();
+        st.stats.abandoned_sends += held as u64;
+        if held > 0 {
+            let bytes: usize =
+                st.pending.iter().chain(st.spliced.pending.iter().map(|(_, s)| s)).map(|s| s.bytes).sum();
+            log::warn!(
+                "fd {}: forgotten (or closed) with {held} sends ({bytes} bytes) the kernel may still read; \
+                 their buffers are held until the socket is seen again or the process exits",
+                entry.fd
+            );
         }
-        st.stats.abandoned_sends += n as u64;
-        (n, st.snapshot())
+        (held, st.snapshot())
     };
-    // Nothing changes a retired entry's statistics any more: they move to the totals in the
-    // same step that stops counting the entry itself.
-    {
-        let mut reg = REGISTRY.lock();
-        reg.retired.add(&last_stats);
-        reg.retiring.retain(|e| !Arc::ptr_eq(e, entry));
-    }
     drop(side);
-    run_frees(freed);
-    abandoned
+    if held > 0 {
+        let mut reg = REGISTRY.lock();
+        reg.retiring.retain(|e| !Arc::ptr_eq(e, entry));
+        reg.held.push(entry.clone());
+    } else {
+        // Nothing changes a retired entry's statistics any more.
+        finish_retiring(entry, &last_stats);
+    }
+    held
+}
+
+/// Whether the library holds sends of socket `inode` (forgotten through another
+/// descriptor, or through this one while it stayed open).
+pub(super) fn holds(inode: u64) -> bool {
+    REGISTRY.lock().held.iter().any(|e| e.inode == inode)
 }
 
 /// The registered entries of socket `inode` (its descriptors: dup, fork).
@@ -199,7 +249,7 @@ pub(super) fn count_copies(entry: &SocketEntry, copied: &Copied) {
 pub(super) fn totals() -> Stats {
     let (mut total, known) = {
         let reg = REGISTRY.lock();
-        let known: Vec<_> = reg.live.values().chain(&reg.retiring).cloned().collect();
+        let known: Vec<_> = reg.live.values().chain(&reg.retiring).chain(&reg.held).cloned().collect();
         (reg.retired, known)
     };
     // An entry retired from here on adds to `retired` after the copy above: it is counted

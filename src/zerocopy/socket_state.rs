@@ -58,7 +58,9 @@ impl SocketState {
     }
 
     pub fn snapshot(&self) -> Stats {
-        Stats { pending_sends: self.pending_count() as u64, ..self.stats }
+        let pending = self.pending_count();
+        let held = if self.retired { u32::try_from(pending).unwrap_or(u32::MAX) } else { 0 };
+        Stats { pending_sends: pending as u64, held_sends: held, ..self.stats }
     }
 
     /// Moves the sends still in flight into `heir`, another descriptor's entry of the same

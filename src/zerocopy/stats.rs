@@ -25,13 +25,19 @@ pub struct blight_zerocopy_stats {
     pub enobufs_retries: u64,
     /// Zero-copy and splice sends the kernel has finished with.
     pub completed_sends: u64,
-    /// Sends released without a completion because their socket was forgotten or closed.
+    /// Sends still in flight when their socket was forgotten or found closed. Their
+    /// buffers are not freed then: the kernel may still read them (an AF_UNIX peer that
+    /// has not read them yet, TCP data not yet sent). They are held, see `held_sends`.
     pub abandoned_sends: u64,
-    /// Sends still in flight.
+    /// Sends still in flight (held ones included).
     pub pending_sends: u64,
     /// One of `BLIGHT_ZEROCOPY_PATH_*` (`NONE` for the process-wide totals).
     pub path: u32,
-    pub reserved: u32,
+    /// Of `pending_sends`, those of forgotten (or closed) sockets, held after forget: their
+    /// buffers are freed only if the socket is seen again through a descriptor (a `dup`, or
+    /// the same number while it is still open) and the kernel then reports them complete;
+    /// otherwise they are held until the process exits.
+    pub held_sends: u32,
 }
 
 /// The statistics the library keeps: the C struct, whose `path` it fills only on the
@@ -60,6 +66,7 @@ impl Stats {
         for (a, b) in self.counters_mut().iter_mut().zip(o.counters()) {
             *a += b;
         }
+        self.held_sends = self.held_sends.saturating_add(o.held_sends);
     }
 }
 
@@ -83,7 +90,7 @@ mod tests {
             abandoned_sends: 1,
             pending_sends: 1,
             path: 7,
-            reserved: 0,
+            held_sends: 1,
         };
         let mut total = Stats { path: 3, ..Stats::default() };
         total.add(&ones);
@@ -96,6 +103,7 @@ mod tests {
             for c in self.counters_mut() {
                 *c *= 2;
             }
+            self.held_sends *= 2;
             self
         }
     }

@@ -10,7 +10,8 @@ const RECV_ATTEMPTS: c_uint = 5;
 const RECV_TIMEOUT_MS: c_uint = 50;
 
 /// Allocates `size` bytes with `malloc`, fills them with `fill`, and hands them out
-/// through `data` (set to NULL on failure).
+/// through `data`, which is left untouched on failure (as upstream does: its own
+/// `test_blight_recv` passes a buffer it still uses through a call that fails).
 fn recv_allocated(
     name: &'static str,
     fd: c_int,
@@ -22,8 +23,6 @@ fn recv_allocated(
         if data.is_null() {
             return Err(caller_error(name, libc::EINVAL, format_args!("null data pointer")));
         }
-        // SAFETY: checked non-null; the caller passes a pointer to its blight_data_t.
-        unsafe { *data = std::ptr::null_mut() };
         if size <= 0 {
             return Err(caller_error(name, libc::EINVAL, format_args!("size {size} must be positive")));
         }
@@ -54,7 +53,7 @@ fn recv_allocated(
 /// frees with `free()`. Waits up to 5 times 50 ms for the socket to become readable, then
 /// reads; a partial message is completed with a blocking read.
 ///
-/// Returns 0 and sets `*data`, or a negative errno with `*data` set to NULL: `-EAGAIN`
+/// Returns 0 and sets `*data`, or a negative errno and leaves `*data` untouched: `-EAGAIN`
 /// when nothing arrived in time, `-EBADMSG` when the peer closed mid-message,
 /// `-ECONNRESET` when the peer hung up (`POLLHUP`) and nothing is left to read, `-EINVAL`
 /// for a null `data` or `size <= 0`. A TCP FIN or a `shutdown(SHUT_WR)` of the peer is not
@@ -68,7 +67,7 @@ pub extern "C" fn blight_recv(fd: c_int, data: *mut blight_data_t, size: libc::s
 /// `free()`), waiting as long as it takes. A message that arrives in many pieces is
 /// reassembled in order.
 ///
-/// Returns 0 and sets `*data`, or a negative errno with `*data` set to NULL: `-EBADMSG`
+/// Returns 0 and sets `*data`, or a negative errno and leaves `*data` untouched: `-EBADMSG`
 /// when the peer closed before `size` bytes, `-EINVAL` for a null `data` or `size <= 0`.
 #[no_mangle]
 pub extern "C" fn blight_recv_blocking(fd: c_int, data: *mut blight_data_t, size: libc::ssize_t) -> c_int {

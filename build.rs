@@ -19,4 +19,32 @@ fn main() {
         // A syntax error in src/ is reported by rustc itself, with better messages.
         Err(e) => println!("cargo:warning=cbindgen could not generate the header: {e}"),
     }
+
+    cxx_abi(&crate_dir);
+}
+
+// ---- Upstream's BlightProtocol:: C++ functions, exported out of line ------------------
+// Separate from the header generation above on purpose (that may move to its own step).
+//
+// cxx/blight_protocol_abi.cpp defines the five C++ functions of upstream's socket.h over
+// the C exports. It is compiled with the target's C++ compiler (the `cc` crate: CXX, or
+// CXX_<target> for cross builds), so mangling and the return of std::optional<unsigned
+// char*> are that compiler's. Linked with +whole-archive (nothing in Rust references it,
+// and the objects must stay), with libstdc++ (cc adds it). rustc's own version script for
+// the cdylib ends in `local: *;`, which would hide the C++ symbols; GNU ld merges a second
+// script, cxx/exports.map, that exports `_ZN14BlightProtocol*`.
+fn cxx_abi(crate_dir: &std::path::Path) {
+    println!("cargo:rerun-if-changed=cxx");
+    println!("cargo:rerun-if-changed=include/libblight_protocol/socket.h");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .file(crate_dir.join("cxx/blight_protocol_abi.cpp"))
+        .include(crate_dir.join("include"))
+        .flag_if_supported("-Wall")
+        .flag_if_supported("-Wextra")
+        .link_lib_modifier("+whole-archive")
+        .compile("blight_protocol_abi");
+    let map = crate_dir.join("cxx/exports.map");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", map.display());
 }

@@ -23,16 +23,14 @@ fn main() {
     cxx_abi(&crate_dir);
 }
 
-// ---- Upstream's BlightProtocol:: C++ functions, exported out of line ------------------
+// ---- Upstream's BlightProtocol:: C++ functions ----------------------------------------
 // Separate from the header generation above on purpose (that may move to its own step).
 //
 // cxx/blight_protocol_abi.cpp defines the five C++ functions of upstream's socket.h over
-// the C exports. It is compiled with the target's C++ compiler (the `cc` crate: CXX, or
-// CXX_<target> for cross builds), so mangling and the return of std::optional<unsigned
-// char*> are that compiler's. Linked with +whole-archive (nothing in Rust references it,
-// and the objects must stay), with libstdc++ (cc adds it). rustc's own version script for
-// the cdylib ends in `local: *;`, which would hide the C++ symbols; GNU ld merges a second
-// script, cxx/exports.map, that exports `_ZN14BlightProtocol*`.
+// the C exports, under internal names; src/ffi/socket.rs (module cxx_exports) exports them
+// under upstream's mangled names. It is compiled with the target's C++ compiler (the `cc`
+// crate: CXX, or CXX_<target> for cross builds), so the return of std::optional<unsigned
+// char*> is that compiler's; cc links libstdc++.
 fn cxx_abi(crate_dir: &std::path::Path) {
     println!("cargo:rerun-if-changed=cxx");
     println!("cargo:rerun-if-changed=include/libblight_protocol/socket.h");
@@ -43,8 +41,5 @@ fn cxx_abi(crate_dir: &std::path::Path) {
         .include(crate_dir.join("include"))
         .flag_if_supported("-Wall")
         .flag_if_supported("-Wextra")
-        .link_lib_modifier("+whole-archive")
         .compile("blight_protocol_abi");
-    let map = crate_dir.join("cxx/exports.map");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", map.display());
 }

@@ -94,17 +94,17 @@ TEST(BadInput, RecvNullSizeAndHuge) {
     for (ssize_t size : {ssize_t(0), ssize_t(-1), ssize_t(-4096), std::numeric_limits<ssize_t>::min()}) {
         data = reinterpret_cast<blight_data_t>(0x1);
         EXPECT_EQ(blight_recv(p.b.get(), &data, size), -EINVAL) << size;
-        EXPECT_EQ(data, nullptr);
+        EXPECT_EQ(data, reinterpret_cast<blight_data_t>(0x1));  // untouched on failure
         data = reinterpret_cast<blight_data_t>(0x1);
         EXPECT_EQ(blight_recv_blocking(p.b.get(), &data, size), -EINVAL) << size;
-        EXPECT_EQ(data, nullptr);
+        EXPECT_EQ(data, reinterpret_cast<blight_data_t>(0x1));  // untouched on failure
     }
     // More than any allocator gives: -ENOMEM, not an abort.
     data = reinterpret_cast<blight_data_t>(0x1);
     EXPECT_EQ(blight_recv(p.b.get(), &data, kHuge), -ENOMEM);
-    EXPECT_EQ(data, nullptr);
+    EXPECT_EQ(data, reinterpret_cast<blight_data_t>(0x1));  // untouched on failure
     EXPECT_EQ(blight_recv_blocking(p.b.get(), &data, kHuge), -ENOMEM);
-    EXPECT_EQ(data, nullptr);
+    EXPECT_EQ(data, reinterpret_cast<blight_data_t>(0x1));  // untouched on failure
     unsigned char buf[16];
     EXPECT_EQ(blight_recv_into(p.b.get(), nullptr, 16, 1, 1), -EINVAL);
     EXPECT_EQ(blight_recv_into(p.b.get(), buf, 0, 1, 1), -EINVAL);
@@ -218,7 +218,7 @@ TEST(BadInput, ClosedAndNegativeDescriptors) {
         EXPECT_LT(blight_send_blocking(fd, buf, sizeof buf), 0);
         EXPECT_LT(blight_sendv_blocking(fd, &iov, 1), 0);
         EXPECT_LT(blight_recv(fd, &data, 16), 0);
-        EXPECT_EQ(data, nullptr);
+        EXPECT_EQ(data, reinterpret_cast<blight_data_t>(0x1));  // untouched on failure
         data = reinterpret_cast<blight_data_t>(0x1);
         EXPECT_LT(bounded_call([&] { return blight_recv_blocking(fd, &data, 16); }), 0);
         EXPECT_LT(blight_recv_into(fd, buf, 16, 1, 10), 0);

@@ -24,6 +24,11 @@ typedef struct {
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <string>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <thread>
 #include <type_traits>
 
@@ -131,6 +136,90 @@ TEST(CompatUpstream, UpstreamFunctionTypes) {
     EXPECT_EQ(sb, &::blight_send_blocking);
     EXPECT_EQ(ws, &::blight_wait_for_send);
     EXPECT_EQ(wr, &::blight_wait_for_read);
+}
+
+// Upstream's own test_blight_recv (tests/libblight_protocol/test.c): a recv that fails
+// must leave *data alone, because the test goes on to send from that very buffer. (This
+// library used to set *data to NULL on failure: the write then failed with EFAULT.)
+TEST(CompatUpstream, UpstreamRecvTestKeepsItsBuffer) {
+    Pair p = unix_pair(true);
+    blight_data_t data = static_cast<blight_data_t>(std::malloc(10));
+    ASSERT_NE(data, nullptr);
+    std::memset(data, 0x5a, 10);
+    blight_data_t const before = data;
+    ASSERT_EQ(blight_recv(p.b.get(), &data, 10), -EAGAIN);
+    ASSERT_EQ(data, before);
+    ASSERT_EQ(write(p.a.get(), data, 10), 10);
+    blight_data_t data2 = nullptr;
+    ASSERT_EQ(blight_recv(p.b.get(), &data2, 10), 0);
+    ASSERT_NE(data2, nullptr);
+    EXPECT_EQ(std::memcmp(data, data2, 10), 0);
+    std::free(data);
+    std::free(data2);
+}
+
+TEST(CompatUpstream, FailedRecvLeavesDataUntouched) {
+    Pair p = unix_pair(false);
+    unsigned char mine[4] = {};
+    blight_data_t data = mine;
+    ASSERT_EQ(write(p.a.get(), "abc", 3), 3);
+    ASSERT_EQ(shutdown(p.a.get(), SHUT_WR), 0);
+    EXPECT_EQ(blight_recv_blocking(p.b.get(), &data, 10), -EBADMSG);
+    EXPECT_EQ(data, mine);
+    EXPECT_EQ(blight_recv(p.b.get(), &data, 10), -EBADMSG);
+    EXPECT_EQ(data, mine);
+    EXPECT_EQ(blight_recv(p.b.get(), &data, -1), -EINVAL);
+    EXPECT_EQ(data, mine);
+}
+
+// The five C++ functions are exported by the library out of line, under upstream's
+// mangled names (ssize_t is `long` on 64-bit targets, `int` on 32-bit ones): binaries
+// built against upstream's socket.h look them up there.
+TEST(CompatUpstream, CppFunctionsAreExportedUnderUpstreamsNames) {
+    const std::string s = std::is_same_v<ssize_t, long> ? "l" : "i";
+    struct {
+        std::string name;
+        void* address;
+    } const expected[] = {
+        {"_ZN14BlightProtocol4recvEi" + s + "jj",
+         reinterpret_cast<void*>(static_cast<std::optional<blight_data_t> (*)(int, ssize_t, unsigned, unsigned)>(
+             &BlightProtocol::recv))},
+        {"_ZN14BlightProtocol13recv_blockingEi" + s, reinterpret_cast<void*>(&BlightProtocol::recv_blocking)},
+        {"_ZN14BlightProtocol13send_blockingEiPh" + s,
+         reinterpret_cast<void*>(
+             static_cast<bool (*)(int, const blight_data_t, ssize_t)>(&BlightProtocol::send_blocking))},
+        {"_ZN14BlightProtocol13wait_for_sendEii", reinterpret_cast<void*>(&BlightProtocol::wait_for_send)},
+        {"_ZN14BlightProtocol13wait_for_readEii", reinterpret_cast<void*>(&BlightProtocol::wait_for_read)},
+    };
+    for (const auto& e : expected) {
+        void* sym = dlsym(RTLD_DEFAULT, e.name.c_str());
+        EXPECT_NE(sym, nullptr) << e.name;
+        EXPECT_EQ(sym, e.address) << e.name;
+    }
+}
+
+// Upstream's recv: size <= 0 is EINVAL; attempts == 0 makes no attempt and gives EAGAIN,
+// consuming nothing; recv_blocking of a closed peer is EBADMSG.
+TEST(CompatUpstream, CppRecvEdgeCasesAsUpstream) {
+    Pair p = unix_pair(true);
+    ASSERT_EQ(write(p.a.get(), "0123456789", 10), 10);
+    errno = 0;
+    EXPECT_FALSE(BlightProtocol::recv(p.b.get(), 0).has_value());
+    EXPECT_EQ(errno, EINVAL);
+    errno = 0;
+    EXPECT_FALSE(BlightProtocol::recv(p.b.get(), -5, 5, 50).has_value());
+    EXPECT_EQ(errno, EINVAL);
+    errno = 0;
+    EXPECT_FALSE(BlightProtocol::recv(p.b.get(), 10, 0, 50).has_value());
+    EXPECT_EQ(errno, EAGAIN);
+    auto got = BlightProtocol::recv(p.b.get(), 10, 1, 50);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(std::memcmp(*got, "0123456789", 10), 0);
+    delete[] *got;
+    p.a.reset();
+    errno = 0;
+    EXPECT_FALSE(BlightProtocol::recv_blocking(p.b.get(), 10).has_value());
+    EXPECT_EQ(errno, EBADMSG);
 }
 
 }  // namespace

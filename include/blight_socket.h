@@ -118,7 +118,7 @@ extern "C" {
  * frees with `free()`. Waits up to 5 times 50 ms for the socket to become readable, then
  * reads; a partial message is completed with a blocking read.
  *
- * Returns 0 and sets `*data`, or a negative errno with `*data` set to NULL: `-EAGAIN`
+ * Returns 0 and sets `*data`, or a negative errno and leaves `*data` untouched: `-EAGAIN`
  * when nothing arrived in time, `-EBADMSG` when the peer closed mid-message,
  * `-ECONNRESET` when the peer hung up (`POLLHUP`) and nothing is left to read, `-EINVAL`
  * for a null `data` or `size <= 0`. A TCP FIN or a `shutdown(SHUT_WR)` of the peer is not
@@ -131,7 +131,7 @@ int blight_recv(int fd, blight_data_t *data, ssize_t size);
  * `free()`), waiting as long as it takes. A message that arrives in many pieces is
  * reassembled in order.
  *
- * Returns 0 and sets `*data`, or a negative errno with `*data` set to NULL: `-EBADMSG`
+ * Returns 0 and sets `*data`, or a negative errno and leaves `*data` untouched: `-EBADMSG`
  * when the peer closed before `size` bytes, `-EINVAL` for a null `data` or `size <= 0`.
  */
 int blight_recv_blocking(int fd, blight_data_t *data, ssize_t size);

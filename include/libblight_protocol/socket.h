@@ -4,22 +4,39 @@
  * implemented by libblight_socket.
  *
  * From C: the declarations of blight_socket.h.
- * From C++: the same, plus the BlightProtocol API that oxide's code calls. Memory these
- * wrappers return comes from new[] and is released with delete[]; on failure they return
- * an empty optional (or false) and set errno.
+ * From C++: the same, plus the BlightProtocol API that oxide's code calls, declared
+ * exactly as upstream's socket.h declares it. libblight_socket exports these five
+ * functions out of line with upstream's mangled names, so binaries built against
+ * upstream's header run against this library unchanged. Memory they return comes from
+ * new[] and is released with delete[]; on failure they return an empty optional (or
+ * false) and set errno.
  *
  * Works when upstream's libblight_protocol.h (which declares
- * BlightProtocol::blight_data_t as unsigned char*) was included first.
+ * BlightProtocol::blight_data_t as unsigned char*) was included first, from plain C, in
+ * the installed layout (<prefix>/include/libblight_protocol/socket.h next to
+ * <prefix>/include/blight_socket.h), and copied flat into one directory together with
+ * blight_socket.h (what upstream's qmake build does with the headers of HEADERS).
  */
 #ifndef LIBBLIGHT_PROTOCOL_SOCKET_H
 #define LIBBLIGHT_PROTOCOL_SOCKET_H
 
+/* blight_socket.h: next to this file (copied flat), one directory up (installed), or on
+ * the include path. */
+#if defined(__has_include)
+#if __has_include("blight_socket.h")
+#include "blight_socket.h"
+#elif __has_include("../blight_socket.h")
 #include "../blight_socket.h"
+#else
+#include <blight_socket.h>
+#endif
+#else
+#include "../blight_socket.h"
+#endif
 
 #ifdef __cplusplus
 #include <cerrno>
 #include <cstddef>
-#include <new>
 #include <optional>
 #include <sys/uio.h>
 
@@ -39,6 +56,26 @@ using ::blight_send_zerocopy;
 using ::blight_process_zerocopy_completions;
 using ::blight_release_buffer;
 
+/* Upstream's five functions, declared as upstream declares them (defaults included;
+ * upstream's LIBBLIGHT_PROTOCOL_EXPORT is this visibility attribute), and defined out of
+ * line in libblight_socket (cxx/blight_protocol_abi.cpp). */
+#define BLIGHT_SOCKET_CXX_EXPORT __attribute__((visibility("default")))
+
+/* Receives exactly `size` bytes: up to `attempts` waits of `timeout` ms for data, then
+ * a read; a partial message is completed with a blocking read. Free with delete[]. */
+BLIGHT_SOCKET_CXX_EXPORT std::optional<blight_data_t> recv(int fd, ssize_t size, unsigned int attempts = 5, unsigned int timeout = 50);
+
+/* Receives exactly `size` bytes, waiting as long as it takes. Free with delete[]. */
+BLIGHT_SOCKET_CXX_EXPORT std::optional<blight_data_t> recv_blocking(int fd, ssize_t size);
+
+/* Sends every byte or fails (errno EPIPE for a closed peer; never SIGPIPE). */
+BLIGHT_SOCKET_CXX_EXPORT bool send_blocking(int fd, const blight_data_t data, ssize_t size);
+
+/* Wait until `fd` is writable / readable; `timeout` in ms, -1 waits forever. */
+BLIGHT_SOCKET_CXX_EXPORT bool wait_for_send(int fd, int timeout = -1);
+BLIGHT_SOCKET_CXX_EXPORT bool wait_for_read(int fd, int timeout = -1);
+
+/* Extensions of this library, inline over the C exports. */
 namespace detail {
 inline bool ok(int res) {
     if (res < 0) {
@@ -48,58 +85,11 @@ inline bool ok(int res) {
     return true;
 }
 inline void delete_array(blight_data_t data, size_t, void*) { delete[] data; }
-
-/* Allocates `size` bytes with new[] and fills them with `fill(data)` (a negative errno on
- * failure); on failure frees them and returns nothing with errno set. */
-template <class Fill>
-inline std::optional<blight_data_t> recv_new(ssize_t size, Fill fill) {
-    if (size <= 0) {
-        errno = EINVAL;
-        return {};
-    }
-    blight_data_t data = new (std::nothrow) unsigned char[static_cast<size_t>(size)];
-    if (data == nullptr) {
-        errno = ENOMEM;
-        return {};
-    }
-    int res = fill(data);
-    if (res < 0) {
-        delete[] data;
-        errno = -res;
-        return {};
-    }
-    return data;
-}
 }  // namespace detail
-
-/* Receives exactly `size` bytes: up to `attempts` waits of `timeout` ms for data, then
- * a read; a partial message is completed with a blocking read. Free with delete[]. */
-inline std::optional<blight_data_t> recv(int fd, ssize_t size, unsigned int attempts = 5,
-                                         unsigned int timeout = 50) {
-    return detail::recv_new(size, [&](blight_data_t data) { return ::blight_recv_into(fd, data, size, attempts, timeout); });
-}
-
-/* Receives exactly `size` bytes, waiting as long as it takes. Free with delete[]. */
-inline std::optional<blight_data_t> recv_blocking(int fd, ssize_t size) {
-    return detail::recv_new(size, [&](blight_data_t data) { return ::blight_recv_blocking_into(fd, data, size); });
-}
-
-/* Sends every byte or fails (errno EPIPE for a closed peer; never SIGPIPE). */
-inline bool send_blocking(int fd, const blight_data_t data, ssize_t size) {
-    return detail::ok(::blight_send_blocking(fd, data, size));
-}
 
 /* Sends every byte of a gather list, in one system call when the socket has room. */
 inline bool send_blocking(int fd, const struct iovec* iov, int count) {
     return detail::ok(::blight_sendv_blocking(fd, iov, count));
-}
-
-inline bool wait_for_send(int fd, int timeout = -1) {
-    return detail::ok(::blight_wait_for_send(fd, timeout));
-}
-
-inline bool wait_for_read(int fd, int timeout = -1) {
-    return detail::ok(::blight_wait_for_read(fd, timeout));
 }
 
 /* Zero-copy send of memory allocated with new[]: the library delete[]s it once the id

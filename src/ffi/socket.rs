@@ -11,7 +11,8 @@ const RECV_ATTEMPTS: c_uint = 5;
 const RECV_TIMEOUT_MS: c_uint = 50;
 
 /// Allocates `size` bytes with `malloc`, fills them with `fill`, and hands them out
-/// through `data` (set to NULL on failure).
+/// through `data`, which is left untouched on failure (as upstream does: its own
+/// `test_blight_recv` passes a buffer it still uses through a call that fails).
 fn recv_allocated(
     name: &'static str,
     fd: c_int,
@@ -23,8 +24,6 @@ fn recv_allocated(
         if data.is_null() {
             return Err(caller_error(name, libc::EINVAL, format_args!("null data pointer")));
         }
-        // SAFETY: checked non-null; the caller passes a pointer to its blight_data_t.
-        unsafe { *data = std::ptr::null_mut() };
         if size <= 0 {
             return Err(caller_error(name, libc::EINVAL, format_args!("size {size} must be positive")));
         }
@@ -55,7 +54,7 @@ fn recv_allocated(
 /// frees with `free()`. Waits up to 5 times 50 ms for the socket to become readable, then
 /// reads; a partial message is completed with a blocking read.
 ///
-/// Returns 0 and sets `*data`, or a negative errno with `*data` set to NULL: `-EAGAIN`
+/// Returns 0 and sets `*data`, or a negative errno and leaves `*data` untouched: `-EAGAIN`
 /// when nothing arrived in time, `-EBADMSG` when the peer closed mid-message,
 /// `-ECONNRESET` when the peer hung up (`POLLHUP`) and nothing is left to read, `-EINVAL`
 /// for a null `data` or `size <= 0`. A TCP FIN or a `shutdown(SHUT_WR)` of the peer is not
@@ -71,7 +70,7 @@ pub extern "C" fn blight_recv(fd: c_int, data: *mut blight_data_t, size: libc::s
 /// `free()`), waiting as long as it takes. A message that arrives in many pieces is
 /// reassembled in order.
 ///
-/// Returns 0 and sets `*data`, or a negative errno with `*data` set to NULL: `-EBADMSG`
+/// Returns 0 and sets `*data`, or a negative errno and leaves `*data` untouched: `-EBADMSG`
 /// when the peer closed before `size` bytes, `-EINVAL` for a null `data` or `size <= 0`.
 #[no_mangle]
 pub extern "C" fn blight_recv_blocking(fd: c_int, data: *mut blight_data_t, size: libc::ssize_t) -> c_int {
@@ -194,4 +193,74 @@ pub extern "C" fn blight_recv_blocking_into(fd: c_int, buf: *mut std::ffi::c_uch
         let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), len) };
         io::recv_exact(fd, buf, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
     })
+}
+
+/// Upstream's five `BlightProtocol::` C++ functions, exported under upstream's mangled
+/// names. cxx/blight_protocol_abi.cpp defines them (compiled by build.rs with the target's
+/// C++ compiler, which decides how `std::optional<unsigned char*>` is returned) under
+/// hidden internal names; each export here is a single branch to one of them, leaving
+/// arguments, return registers and the stack untouched. The export is Rust's so that it
+/// is in rustc's version script (a second script cannot be merged into it by GNU ld).
+/// `ssize_t` mangles as `l` on 64-bit targets and `i` on 32-bit ones.
+///
+/// cbindgen:ignore
+#[allow(non_snake_case)]
+mod cxx_exports {
+    extern "C" {
+        fn blight_socket_cxx_recv();
+        fn blight_socket_cxx_recv_blocking();
+        fn blight_socket_cxx_send_blocking();
+        fn blight_socket_cxx_wait_for_send();
+        fn blight_socket_cxx_wait_for_read();
+    }
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    macro_rules! branch {
+        () => {
+            "jmp {}"
+        };
+    }
+    #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+    macro_rules! branch {
+        () => {
+            "b {}"
+        };
+    }
+
+    macro_rules! trampoline {
+        ($rust:ident, $name64:literal, $name32:literal, $target:ident) => {
+            #[unsafe(naked)]
+            #[cfg_attr(target_pointer_width = "64", export_name = $name64)]
+            #[cfg_attr(target_pointer_width = "32", export_name = $name32)]
+            pub unsafe extern "C" fn $rust() {
+                core::arch::naked_asm!(branch!(), sym $target)
+            }
+        };
+    }
+
+    trampoline!(recv, "_ZN14BlightProtocol4recvEiljj", "_ZN14BlightProtocol4recvEiijj", blight_socket_cxx_recv);
+    trampoline!(
+        recv_blocking,
+        "_ZN14BlightProtocol13recv_blockingEil",
+        "_ZN14BlightProtocol13recv_blockingEii",
+        blight_socket_cxx_recv_blocking
+    );
+    trampoline!(
+        send_blocking,
+        "_ZN14BlightProtocol13send_blockingEiPhl",
+        "_ZN14BlightProtocol13send_blockingEiPhi",
+        blight_socket_cxx_send_blocking
+    );
+    trampoline!(
+        wait_for_send,
+        "_ZN14BlightProtocol13wait_for_sendEii",
+        "_ZN14BlightProtocol13wait_for_sendEii",
+        blight_socket_cxx_wait_for_send
+    );
+    trampoline!(
+        wait_for_read,
+        "_ZN14BlightProtocol13wait_for_readEii",
+        "_ZN14BlightProtocol13wait_for_readEii",
+        blight_socket_cxx_wait_for_read
+    );
 }

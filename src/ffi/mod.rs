@@ -11,6 +11,8 @@
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// cbindgen:ignore
+mod cxx;
 pub mod socket;
 pub mod zerocopy;
 

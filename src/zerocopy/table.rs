@@ -7,6 +7,7 @@
 use super::fast_hash::IntMap;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
+use std::collections::hash_map::{Entry, OccupiedEntry};
 use std::ffi::c_void;
 
 /// The process-wide table (see the lock order in `zerocopy`).
@@ -85,18 +86,21 @@ impl BufferTable {
 
     /// The kernel finished one send of `id`.
     pub fn send_completed(&mut self, id: u64) -> Option<Freed> {
-        let b = self.buffers.get_mut(&id)?;
+        let Entry::Occupied(mut e) = self.buffers.entry(id) else {
+            return None;
+        };
+        let b = e.get_mut();
         debug_assert!(b.in_flight > 0, "a send completed twice");
         b.in_flight = b.in_flight.saturating_sub(1);
-        self.take_if_free(id)
+        Self::take_if_free(e)
     }
 
     /// The caller gives up its reference.
     pub fn release(&mut self, id: u64) -> Result<Option<Freed>, UnknownId> {
-        match self.buffers.get_mut(&id) {
-            Some(b) if !b.released => {
-                b.released = true;
-                Ok(self.take_if_free(id))
+        match self.buffers.entry(id) {
+            Entry::Occupied(mut e) if !e.get().released => {
+                e.get_mut().released = true;
+                Ok(Self::take_if_free(e))
             }
             _ => Err(UnknownId),
         }
@@ -118,13 +122,10 @@ impl BufferTable {
         self.buffers.is_empty()
     }
 
-    fn take_if_free(&mut self, id: u64) -> Option<Freed> {
-        let b = self.buffers.get(&id)?;
-        if b.released && b.in_flight == 0 {
-            self.buffers.remove(&id).map(Freed)
-        } else {
-            None
-        }
+    /// One hash lookup per operation: the entry found is removed in place once free.
+    fn take_if_free(e: OccupiedEntry<'_, u64, Buffer>) -> Option<Freed> {
+        let b = e.get();
+        (b.released && b.in_flight == 0).then(|| Freed(e.remove()))
     }
 }
 

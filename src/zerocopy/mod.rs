@@ -15,6 +15,7 @@
 mod completions;
 mod copied_run;
 mod fast_hash;
+mod fork;
 mod frees;
 mod notify;
 #[cfg(test)]
@@ -138,6 +139,7 @@ fn send_small(
 
 /// `blight_process_zerocopy_completions`.
 pub(crate) fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
+    fork::run_owed_frees();
     let own = registry::lookup(fd, false)?;
     let inode = match &own {
         Some(e) => e.inode,
@@ -163,9 +165,11 @@ pub(crate) fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usiz
 
 /// `blight_release_buffer`.
 pub(crate) fn release(id: u64) -> Result<(), UnknownId> {
+    fork::run_owed_frees();
     // Never inside one of our sends (a free_fn runs after the send has returned), so the
     // free runs now, without the deferral check of `frees::run_frees`.
-    if let Some(f) = TABLE.lock().release(id)? {
+    let freed = TABLE.lock().release(id)?; // the lock is dropped here, before the free
+    if let Some(f) = freed {
         f.run();
     }
     Ok(())
@@ -179,6 +183,7 @@ pub(crate) fn in_flight(id: u64) -> Option<u32> {
 /// the peer read, or whose pages it released by closing, complete), then retires the
 /// socket, holding what is still in flight. Returns the number of sends held.
 pub(crate) fn forget(fd: RawFd) -> io::Result<usize> {
+    fork::run_owed_frees();
     let registered = registry::registered(fd);
     let (entry, open_until) = match (sys::file_identity(fd), registered) {
         (Ok((kind, inode)), Some(entry)) if kind == libc::S_IFSOCK && entry.inode == inode => {

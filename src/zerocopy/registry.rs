@@ -12,7 +12,32 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| Mutex::new(Registry::default()));
+static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| {
+    super::fork::install_handlers();
+    Mutex::new(Registry::default())
+});
+
+/// For the `fork()` handlers: holds the registry's lock across the fork.
+pub(super) fn lock_for_fork() {
+    std::mem::forget(REGISTRY.lock());
+}
+
+/// For the `fork()` handlers, after [`lock_for_fork`] in the same thread.
+///
+/// # Safety
+/// The lock must have been taken by [`lock_for_fork`] and not released since.
+pub(super) unsafe fn unlock_after_fork() {
+    REGISTRY.force_unlock();
+}
+
+/// For the child's `fork()` handler, with the lock held by [`lock_for_fork`]: forgets every
+/// socket (their sends in flight are the parent's). The entries' pipes are closed (the
+/// child's copies).
+pub(super) fn reset_in_child() {
+    // SAFETY: the child's only thread holds the lock (taken in `lock_for_fork`).
+    let reg = unsafe { &mut *REGISTRY.data_ptr() };
+    *reg = Registry::default();
+}
 
 /// Every socket is counted in exactly one of these places, so the process totals read
 /// under this lock neither miss nor double-count a socket that is being forgotten.

@@ -106,6 +106,17 @@ impl BufferTable {
         }
     }
 
+    /// In a forked child: the sends in flight are the parent's, so every buffer's count
+    /// them complete. Returns the buffers that became free (released, and only waiting for
+    /// the kernel), for the caller to free later.
+    pub fn forget_sends_in_flight(&mut self) -> Vec<Freed> {
+        for b in self.buffers.values_mut() {
+            b.in_flight = 0;
+        }
+        let free: Vec<u64> = self.buffers.iter().filter(|(_, b)| b.released).map(|(id, _)| *id).collect();
+        free.into_iter().filter_map(|id| self.buffers.remove(&id).map(Freed)).collect()
+    }
+
     /// Sends of `id` still in flight; unknown once released and complete.
     pub fn in_flight(&self, id: u64) -> Option<u32> {
         self.buffers.get(&id).map(|b| b.in_flight)

@@ -24,7 +24,8 @@ use std::sync::Once;
 static AFTER_FORK: Lazy<Mutex<Vec<Freed>>> = Lazy::new(|| Mutex::new(Vec::new()));
 static PENDING: AtomicBool = AtomicBool::new(false);
 
-/// Installs the handlers, once per process (called when the registry is first used).
+/// Installs the handlers, once per process: before anything can be sent zero-copy (the
+/// full path of `zerocopy::send`; other calls only register sockets that copy).
 pub(super) fn install_handlers() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {

@@ -77,6 +77,7 @@ pub(crate) fn send(
             return sent;
         }
     }
+    fork::install_handlers();
     // Anything that may leave a send in flight checks the descriptor's identity (an fstat,
     // about 0.45 µs here): the number may name a new socket since the last call, and a
     // send in flight must never be completed against another socket.
@@ -131,7 +132,7 @@ fn send_small(
             return None;
         }
     }
-    registry::count_copies(&entry, &copied);
+    registry::count_copies(&entry, copied.sends, copied.bytes);
     // Registered after the copy (the table only has to free it at release).
     let id = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user);
     Some((id, result))

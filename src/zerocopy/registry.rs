@@ -1,7 +1,6 @@
 //! The sockets this library knows, by descriptor number, checked by inode on every lookup,
 //! and the retiring of those it stops knowing.
 use super::fast_hash::IntMap;
-use super::send::Copied;
 use super::socket_state::{Path, SendSide, SocketEntry};
 use super::stats::Stats;
 use crate::io::error;
@@ -12,10 +11,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| {
-    super::fork::install_handlers();
-    Mutex::new(Registry::default())
-});
+static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| Mutex::new(Registry::default()));
 
 /// For the `fork()` handlers: holds the registry's lock across the fork.
 pub(super) fn lock_for_fork() {
@@ -263,11 +259,11 @@ pub(super) fn registered_as(fd: RawFd, inode: u64) -> Option<Arc<SocketEntry>> {
 
 /// Counts copies made on the cheap path (`zerocopy::send`) on `entry`, or in the totals if
 /// it was retired meanwhile (its statistics have moved there).
-pub(super) fn count_copies(entry: &SocketEntry, copied: &Copied) {
+pub(super) fn count_copies(entry: &SocketEntry, sends: u64, bytes: u64) {
     let mut st = entry.state.lock();
     let stats = if st.retired { &mut REGISTRY.lock().retired } else { &mut st.stats };
-    stats.copied_sends += copied.sends;
-    stats.copied_bytes += copied.bytes;
+    stats.copied_sends += sends;
+    stats.copied_bytes += bytes;
 }
 
 /// The statistics of every socket the process used, forgotten ones included.

@@ -8,7 +8,7 @@ mod splice;
 use super::socket_state::{Path, SendSide, SocketEntry};
 use std::io;
 
-pub(super) use copy::{copy_unlocked, Copied};
+pub(super) use copy::copy_unlocked;
 
 /// The entry was retired (its socket forgotten) before this send took its send lock.
 #[derive(Debug)]

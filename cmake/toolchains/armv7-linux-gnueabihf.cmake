@@ -10,6 +10,9 @@ set(CMAKE_SYSTEM_PROCESSOR armv7l)
 set(CMAKE_C_COMPILER arm-linux-gnueabihf-gcc)
 set(CMAKE_CXX_COMPILER arm-linux-gnueabihf-g++)
 set(CMAKE_LIBRARY_ARCHITECTURE arm-linux-gnueabihf)
+# GCC notes that std::vector<64-bit> arguments are passed as GCC 7.1 changed it: irrelevant
+# unless mixing with code built by GCC < 7.1.
+set(CMAKE_CXX_FLAGS_INIT "-Wno-psabi")
 # The cross toolchain's own tree, then / for the multiarch directories (/usr/lib/arm-linux-gnueabihf).
 set(CMAKE_FIND_ROOT_PATH /usr/arm-linux-gnueabihf /)
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)

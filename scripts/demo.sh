@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+# cmake, g++, gnuplot, ... and Debian's Rust if there is no cargo (a no-op when installed).
+./scripts/setup.sh host
 dir="${BUILD_DIR:-$PWD/build-demo}"
 echo "== building the library and blight-bench in $dir"
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DBLIGHT_BUILD_TESTS=OFF -DBLIGHT_BUILD_BENCH=ON >/dev/null

@@ -73,14 +73,19 @@ pub fn poll(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> io::Re
     Ok(if n == 0 { 0 } else { pfd.revents })
 }
 
-/// The file type bits and inode number of an open descriptor (`fstat(2)`).
+/// The file type bits and inode number of an open descriptor (`fstat64(2)`).
+///
+/// `fstat64`, not `fstat`: on 32-bit glibc targets (armv7, i686) `struct stat` has a
+/// 32-bit `st_ino`, and plain `fstat` fails with `EOVERFLOW` for an inode that does not
+/// fit. `stat64` has a 64-bit `st_ino` everywhere; on 64-bit targets the two calls are
+/// the same function. (The fstat interposer of cpp_tests/fault_interleave.cpp wraps both.)
 pub fn file_identity(fd: RawFd) -> io::Result<(libc::mode_t, u64)> {
-    let mut st = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat fills the whole struct on success; it is read only then.
-    check(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
-    // SAFETY: initialised by the successful fstat above.
+    let mut st = MaybeUninit::<libc::stat64>::uninit();
+    // SAFETY: fstat64 fills the whole struct on success; it is read only then.
+    check(unsafe { libc::fstat64(fd, st.as_mut_ptr()) })?;
+    // SAFETY: initialised by the successful fstat64 above.
     let st = unsafe { st.assume_init() };
-    Ok((st.st_mode & libc::S_IFMT, st.st_ino))
+    Ok((st.st_mode & libc::S_IFMT, st.st_ino)) // ino64_t: u64 on every target
 }
 
 pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
@@ -275,5 +280,47 @@ impl Drop for SigpipeBlock {
         }
         // SAFETY: restores the mask saved in `new`.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel ABI this file hand-codes, checked on every target the tests run on
+    /// (x86-64, i686 natively; armv7 and aarch64 under qemu-user): the uapi values are the
+    /// same on all four, and `sock_extended_err` is five fixed-width fields (16 bytes, no
+    /// pointer or long in it), so 32- and 64-bit agree.
+    #[test]
+    fn kernel_abi_constants() {
+        assert_eq!(SIOCOUTQ, 0x5411);
+        assert_eq!(SIOCINQ, 0x541B);
+        assert_eq!(SO_ZEROCOPY, 60);
+        assert_eq!(size_of::<libc::sock_extended_err>(), 16);
+        // A control message header is aligned to size_t: 4 bytes on 32-bit, 8 on 64-bit.
+        // SAFETY: CMSG_LEN and CMSG_SPACE are pure arithmetic.
+        let (len, space) = unsafe { (libc::CMSG_LEN(16) as usize, libc::CMSG_SPACE(16) as usize) };
+        assert_eq!(len, size_of::<libc::cmsghdr>() + 16);
+        assert_eq!(space % size_of::<usize>(), 0);
+        assert_eq!(size_of::<libc::cmsghdr>(), 2 * size_of::<libc::c_int>() + size_of::<usize>());
+    }
+
+    /// The inode is 64-bit on every target (fstat64), and a socket's is stable and nonzero.
+    #[test]
+    fn file_identity_of_a_socket() {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: socketpair writes two descriptors into `fds`.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
+        let (mode, ino) = file_identity(fds[0]).unwrap();
+        assert_eq!(mode, libc::S_IFSOCK);
+        assert_ne!(ino, 0);
+        assert_eq!(file_identity(fds[0]).unwrap().1, ino);
+        assert_ne!(file_identity(fds[1]).unwrap().1, ino);
+        // SAFETY: both descriptors are ours.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        assert_eq!(file_identity(fds[0]).unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 }

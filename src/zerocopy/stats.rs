@@ -46,8 +46,11 @@ pub(crate) type Stats = blight_zerocopy_stats;
 
 /// Every field before `path` is a `u64` counter: [`Stats::add`] sums them as an array, so
 /// that adding a counter to the struct is the whole change.
-const COUNTERS: usize = std::mem::offset_of!(Stats, path) / 8;
-const _: () = assert!(std::mem::offset_of!(Stats, path) % 8 == 0 && std::mem::align_of::<Stats>() == 8);
+const COUNTERS: usize = std::mem::offset_of!(Stats, path) / std::mem::size_of::<u64>();
+const _: () = assert!(
+    std::mem::offset_of!(Stats, path) == COUNTERS * std::mem::size_of::<u64>()
+        && std::mem::align_of::<Stats>() >= std::mem::align_of::<u64>()
+);
 
 impl Stats {
     fn counters(&self) -> &[u64; COUNTERS] {

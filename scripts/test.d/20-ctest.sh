@@ -4,7 +4,6 @@ set -euo pipefail
 dir="$BUILD_ROOT/release"
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DBLIGHT_CARGO_TARGET_DIR="$BUILD_ROOT/cargo" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
-nm -D --defined-only "$dir/lib/libblight_socket.so" | awk '{print $3}' | LC_ALL=C sort > "$dir/exports.txt"
 ./scripts/check-exports.sh "$dir/lib/libblight_socket.so"
 # Test-only hooks stay out of the release library (they live in lib-test-hooks/).
 if grep -q BLIGHT_SOCKET_TEST_PANIC "$dir/lib/libblight_socket.so"; then

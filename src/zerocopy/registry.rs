@@ -177,7 +177,7 @@ fn register(reg: &mut Registry, fd: RawFd, inode: u64) -> Arc<SocketEntry> {
 /// AF_UNIX peer that has not read them, TCP data not yet sent), and nothing will ever
 /// report them complete through this entry. Its statistics move into the process totals
 /// (with a held entry, once its sends are handed over). Returns the number of sends held.
-pub(super) fn retire(entry: &Arc<SocketEntry>) -> usize {
+fn retire(entry: &Arc<SocketEntry>) -> usize {
     retire_with(entry, entry.send.lock())
 }
 

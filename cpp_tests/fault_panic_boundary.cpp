@@ -42,6 +42,7 @@ TEST(PanicBoundary, EveryExportReturnsEio) {
         EXPECT_EQ(blight_forget_socket(t.a.get()), -EIO);
         EXPECT_EQ(blight_get_zerocopy_stats(-1, &st), -EIO);
         EXPECT_EQ(blight_set_zerocopy_threshold(4096), -EIO);
+        EXPECT_EQ(blight_set_splice_policy(p.a.get(), BLIGHT_SPLICE_SAME_USER), -EIO);
         EXPECT_EQ(blight_zerocopy_threshold(), 0u);
         // The C++ wrappers turn it into errno EIO.
         errno = 0;

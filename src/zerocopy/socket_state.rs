@@ -8,7 +8,8 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-/// How a socket's large chunks are sent.
+/// The zero-copy path a socket has (chosen when it is registered): whether a chunk takes
+/// it is decided by [`SocketState::route`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
     /// `SO_ZEROCOPY` is on: large chunks go with `MSG_ZEROCOPY`, completions come through
@@ -47,6 +48,10 @@ pub struct SocketState {
     pub unreported_error: Option<i32>,
     /// The id the kernel will give the next successful `MSG_ZEROCOPY` send.
     pub next_id: u32,
+    /// To which peers large chunks may be spliced (with `path == Splice`), and what the
+    /// peer's credentials said.
+    pub splice_policy: SplicePolicy,
+    pub peer: PeerUser,
     pub pending: PendingSends,
     pub spliced: SplicedSends,
     pub stats: Stats,
@@ -90,10 +95,7 @@ impl SocketState {
 }
 
 /// Environment variable that turns the splice path off (`BLIGHT_SOCKET_SPLICE=0`): AF_UNIX
-/// stream sockets then copy. The splice path is safe only with a peer that reads the socket
-/// (`read`, `recv`, `recvmsg`): a peer that `splice(2)`s out of it keeps references to the
-/// sender's pages after `SIOCOUTQ` says they were consumed, and would see what the sender
-/// later writes in that memory. Turn it off when the peer is not trusted.
+/// stream sockets then copy, whatever their [`SplicePolicy`] (the operator's switch wins).
 pub(crate) const SPLICE_ENV: &str = "BLIGHT_SOCKET_SPLICE";
 
 fn splice_allowed() -> bool {
@@ -103,8 +105,112 @@ fn splice_allowed() -> bool {
     *ALLOWED
 }
 
-/// What only the sending thread touches; its mutex also serializes zero-copy sends on the
-/// socket, so that one buffer's chunks are contiguous in the stream.
+/// To which peers a socket's large chunks may be spliced (`blight_set_splice_policy`).
+///
+/// A peer that `splice(2)`s or `tee(2)`s out of its end of the socket keeps references to
+/// the sender's pages after `SIOCOUTQ` says they were consumed: the send completes, the
+/// caller's `free_fn` runs, and what the caller writes there later is what the peer's pipe
+/// delivers. Nothing in the kernel reports it. A peer of the same user is in the sender's
+/// own trust domain; any other peer gets copies unless the caller says otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SplicePolicy {
+    /// Copy on this socket.
+    Never,
+    /// Splice only to a peer whose effective uid (`SO_PEERCRED`) is ours; copy otherwise.
+    #[default]
+    SameUser,
+    /// Splice to any peer: the caller trusts it not to splice out of the socket.
+    AnyPeer,
+}
+
+/// What `SO_PEERCRED` said about a socket's peer, read once, the first time a chunk could
+/// go by splice under [`SplicePolicy::SameUser`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PeerUser {
+    /// Not read yet, or the socket had no peer then (not connected): read again next time.
+    #[default]
+    Unchecked,
+    Same,
+    Other(libc::uid_t),
+}
+
+/// How one chunk goes, as [`SocketState::route`] decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    MsgZerocopy,
+    Splice,
+    Copy(CopyReason),
+}
+
+/// Why a chunk is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyReason {
+    /// Under the threshold.
+    Small,
+    /// The socket has no zero-copy path: another kind of socket, `SO_ZEROCOPY` refused, the
+    /// kernel refused splice, `BLIGHT_SOCKET_SPLICE=0`, or another descriptor of the same
+    /// socket sends zero-copy.
+    NoPath,
+    /// `MSG_ZEROCOPY` sends were reported copied by the kernel too often (loopback).
+    KernelCopies,
+    /// [`SplicePolicy::Never`].
+    SpliceNever,
+    /// [`SplicePolicy::SameUser`], and the peer is another user.
+    PeerOtherUser,
+    /// [`SplicePolicy::SameUser`], and the socket has no peer to check (not connected).
+    NoPeer,
+}
+
+impl SocketState {
+    /// The one place that decides how a chunk of `len` bytes of a zero-copy send goes
+    /// (`threshold`: the size under which chunks are copied; a `len` of `usize::MAX` asks
+    /// how large chunks go). Reads the peer's credentials the first time it matters, with
+    /// `fd` (the entry's descriptor, checked by the caller's lookup).
+    pub fn route(&mut self, fd: RawFd, len: usize, threshold: usize) -> Route {
+        if len < threshold.max(1) {
+            return Route::Copy(CopyReason::Small);
+        }
+        match self.path {
+            Path::Copy => Route::Copy(CopyReason::NoPath),
+            Path::MsgZerocopy if self.kernel_copies => Route::Copy(CopyReason::KernelCopies),
+            Path::MsgZerocopy => Route::MsgZerocopy,
+            Path::Splice => match self.splice_policy {
+                SplicePolicy::Never => Route::Copy(CopyReason::SpliceNever),
+                SplicePolicy::AnyPeer => Route::Splice,
+                SplicePolicy::SameUser => match self.peer_user(fd) {
+                    PeerUser::Same => Route::Splice,
+                    PeerUser::Other(_) => Route::Copy(CopyReason::PeerOtherUser),
+                    PeerUser::Unchecked => Route::Copy(CopyReason::NoPeer),
+                },
+            },
+        }
+    }
+
+    /// [`Self::route`] of a large chunk.
+    pub fn large_chunk_route(&mut self, fd: RawFd) -> Route {
+        self.route(fd, usize::MAX, 1)
+    }
+
+    fn peer_user(&mut self, fd: RawFd) -> PeerUser {
+        if self.peer == PeerUser::Unchecked {
+            match sys::peer_euid(fd) {
+                Ok(Some(uid)) if uid == sys::geteuid() => self.peer = PeerUser::Same,
+                Ok(Some(uid)) => {
+                    log::info!("fd {fd}: the peer is another user (uid {uid}): copying, not splicing, on this socket");
+                    self.peer = PeerUser::Other(uid);
+                }
+                Ok(None) => log::debug!("fd {fd}: no peer yet; copying until there is one"),
+                Err(e) => log::debug!("fd {fd}: SO_PEERCRED: {e}; copying"),
+            }
+        }
+        self.peer
+    }
+}
+
+/// What only the sending thread touches. Its mutex also serializes the
+/// `blight_send_zerocopy` calls on the descriptor, the cheap path of small buffers included
+/// (`zerocopy::send_small` takes it with `try_lock`), so that each call's bytes are
+/// contiguous in the stream.
 #[derive(Debug, Default)]
 pub struct SendSide {
     pub pipe: Option<sys::Pipe>,
@@ -172,6 +278,8 @@ impl SocketEntry {
                 notifications: path == Path::MsgZerocopy || zerocopy_was_on,
                 unreported_error: None,
                 next_id: 0,
+                splice_policy: SplicePolicy::default(),
+                peer: PeerUser::default(),
                 pending: PendingSends::default(),
                 spliced: SplicedSends::default(),
                 stats: Stats::default(),
@@ -193,6 +301,8 @@ mod tests {
             retired: false,
             unreported_error: None,
             next_id: 0,
+            splice_policy: SplicePolicy::default(),
+            peer: PeerUser::default(),
             pending: PendingSends::default(),
             spliced: SplicedSends::default(),
             stats: Stats::default(),

@@ -16,19 +16,20 @@ pub(super) fn copy(entry: &SocketEntry, data: &[u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// What [`copy_unlocked`] sent before it returned.
+/// What [`copy_small`] sent before it returned.
 #[derive(Debug, Default)]
 pub(in crate::zerocopy) struct Copied {
     pub sends: u64,
     pub bytes: u64,
 }
 
-/// Copies all of `data` to `fd` without the socket's send lock and without moving its
-/// `written` position: the cheap path of small buffers (`zerocopy::send`). Not counting
-/// these bytes in `written` keeps the splice arithmetic safe even when a splice on another
-/// thread interleaves with them: uncounted bytes only ever make `written - SIOCOUTQ`
-/// smaller, never larger, than what the peer consumed of ours.
-pub(in crate::zerocopy) fn copy_unlocked(fd: RawFd, data: &[u8]) -> (Copied, std::io::Result<()>) {
+/// Copies all of `data` to `fd`, without moving its `written` position: the cheap path of
+/// small buffers (`zerocopy::send_small`), which holds the socket's send lock (so no other
+/// `blight_send_zerocopy` call's bytes land among these) but not its state lock. Taken
+/// only with nothing in flight, where `written` does not matter; and uncounted bytes could
+/// only ever make `written - SIOCOUTQ` smaller, never larger, than what the peer consumed
+/// of ours.
+pub(in crate::zerocopy) fn copy_small(fd: RawFd, data: &[u8]) -> (Copied, std::io::Result<()>) {
     let mut done = Copied::default();
     let mut rest = data;
     while !rest.is_empty() {

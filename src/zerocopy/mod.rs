@@ -128,13 +128,26 @@ fn send_small(
             return None;
         }
     }
-    // A wait inside the copy may complete sends (`drain_for_wait`): their free_fns, which
-    // may send on this socket, run once the send lock is dropped.
-    let (copied, result) = deferring_frees(|| {
-        let sent = send::copy_small(fd, data);
-        drop(side);
-        sent
-    });
+    let mut side = Some(side);
+    let (copied, result) = match send::copy_first(fd, data) {
+        Ok(n) if n == data.len() => (send::Copied { sends: 1, bytes: n as u64 }, Ok(())),
+        Ok(n) => {
+            // The rest waits for room, and a wait may complete sends (`drain_for_wait`):
+            // their free_fns, which may send on this socket, run once the send lock is dropped.
+            let (mut copied, result) = deferring_frees(|| {
+                let sent = send::copy_small(fd, &data[n..]);
+                side.take();
+                sent
+            });
+            if n > 0 {
+                copied.sends += 1;
+                copied.bytes += n as u64;
+            }
+            (copied, result)
+        }
+        Err(e) => (send::Copied::default(), Err(e)),
+    };
+    drop(side);
     if let Err(e) = &result {
         if copied.sends == 0 && matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENOTSOCK)) {
             // The number no longer names this socket: the full path reports it with

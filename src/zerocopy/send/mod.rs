@@ -9,7 +9,7 @@ mod splice;
 use super::socket_state::{Path, Route, SendSide, SocketEntry};
 use std::io;
 
-pub(super) use copy::copy_small;
+pub(super) use copy::{copy_first, copy_small, Copied};
 
 /// The entry was retired (its socket forgotten) before this send took its send lock.
 #[derive(Debug)]

@@ -313,6 +313,55 @@ mod tests {
         PendingSend { buffer, bytes: 100 }
     }
 
+    fn socketpair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+        use std::os::fd::FromRawFd;
+        let mut sv = [-1; 2];
+        // SAFETY: sv has room for the two descriptors socketpair writes.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()) }, 0);
+        // SAFETY: both were just opened and are owned by nobody else.
+        unsafe { (std::os::fd::OwnedFd::from_raw_fd(sv[0]), std::os::fd::OwnedFd::from_raw_fd(sv[1])) }
+    }
+
+    #[test]
+    fn route_is_the_one_choice_of_path() {
+        use std::os::fd::AsRawFd;
+        let (a, _b) = socketpair();
+        let fd = a.as_raw_fd();
+        let mut st = state(Path::Splice);
+        assert_eq!(st.route(fd, 100, 101), Route::Copy(CopyReason::Small));
+        assert_eq!(st.route(fd, 0, 0), Route::Copy(CopyReason::Small), "threshold 0 acts as 1");
+        assert_eq!(st.peer, PeerUser::Unchecked, "a small chunk reads no credentials");
+        // A socketpair's peer is this process: the same user.
+        assert_eq!(st.route(fd, 101, 101), Route::Splice);
+        assert_eq!(st.peer, PeerUser::Same);
+        st.splice_policy = SplicePolicy::Never;
+        assert_eq!(st.large_chunk_route(fd), Route::Copy(CopyReason::SpliceNever));
+        st.splice_policy = SplicePolicy::SameUser;
+        st.peer = PeerUser::Other(65534); // as read for a peer of another user, once
+        assert_eq!(st.large_chunk_route(fd), Route::Copy(CopyReason::PeerOtherUser));
+        st.splice_policy = SplicePolicy::AnyPeer;
+        assert_eq!(st.large_chunk_route(fd), Route::Splice);
+
+        let mut zc = state(Path::MsgZerocopy);
+        assert_eq!(zc.large_chunk_route(fd), Route::MsgZerocopy);
+        zc.kernel_copies = true;
+        assert_eq!(zc.large_chunk_route(fd), Route::Copy(CopyReason::KernelCopies));
+        assert_eq!(state(Path::Copy).large_chunk_route(fd), Route::Copy(CopyReason::NoPath));
+    }
+
+    #[test]
+    fn a_socket_without_a_peer_copies_and_is_asked_again() {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // SAFETY: no pointers.
+        let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+        assert!(raw >= 0);
+        // SAFETY: a new socket, owned by nobody else.
+        let s = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut st = state(Path::Splice);
+        assert_eq!(st.large_chunk_route(s.as_raw_fd()), Route::Copy(CopyReason::NoPeer));
+        assert_eq!(st.peer, PeerUser::Unchecked, "nothing cached for a socket with no peer yet");
+    }
+
     #[test]
     fn hand_over_shifts_spliced_positions_past_the_heirs_own_writes() {
         let mut old = state(Path::Splice);

@@ -68,6 +68,13 @@
 #define BLIGHT_LOG_TRACE 5
 
 /**
+ * The size of `blight_zerocopy_stats` in 1.0, the first release: what
+ * `blight_get_zerocopy_stats` (the function) fills, and the smallest size
+ * `blight_get_zerocopy_stats_sized` accepts.
+ */
+#define BLIGHT_ZEROCOPY_STATS_SIZE_V1 104
+
+/**
  * One message, as given to a `blight_log_callback`. Only valid during the call.
  *
  * Fields are only ever appended: a callback compiled against an older header reads the
@@ -123,6 +130,11 @@ typedef uint64_t blight_buffer_id_t;
  * `fd == -1`) in the whole process. Bytes sent = `zerocopy_bytes + splice_bytes +
  * copied_bytes`; `kernel_copied_bytes` is the part of `zerocopy_bytes` that the kernel
  * reported it copied after all (`SO_EE_CODE_ZEROCOPY_COPIED`).
+ *
+ * The struct grows: later versions only append fields. Read it with
+ * `blight_get_zerocopy_stats(fd, &stats)`, a macro that passes the size of the struct
+ * this header declares: the library fills the fields both know, and zeros those it does
+ * not know yet.
  */
 typedef struct blight_zerocopy_stats {
   /**
@@ -386,9 +398,24 @@ int blight_buffer_in_flight(blight_buffer_id_t id);
 int blight_forget_socket(int fd);
 
 /**
- * Fills `*stats` with the statistics of socket `fd` (zeros for a socket never used with
- * `blight_send_zerocopy`), or of the whole process, forgotten sockets included, with
- * `fd == -1`.
+ * Fills the first `size` bytes of `*stats` with the statistics of socket `fd` (zeros for
+ * a socket never used with `blight_send_zerocopy`), or of the whole process, forgotten
+ * sockets included, with `fd == -1`. `size` is `sizeof(struct blight_zerocopy_stats)` as
+ * the caller was compiled: the library fills the fields both know and zeros the bytes
+ * of fields it does not know (a newer header's). Call it through the macro
+ * `blight_get_zerocopy_stats(fd, stats)`, which passes that size.
+ *
+ * Returns 0, or `-EINVAL` for a null `stats` or a `size` under
+ * `BLIGHT_ZEROCOPY_STATS_SIZE_V1` (nothing written), `-EBADF`/`-ENOTSOCK`.
+ */
+int blight_get_zerocopy_stats_sized(int fd, struct blight_zerocopy_stats *stats, size_t size);
+
+/**
+ * 1.0's function, kept for the binaries built against it: fills the first
+ * `BLIGHT_ZEROCOPY_STATS_SIZE_V1` bytes of `*stats`, the 1.0 struct. Source code calls
+ * the macro of the same name instead (defined at the end of this header), which passes
+ * its own struct's size to `blight_get_zerocopy_stats_sized`; `(blight_get_zerocopy_stats)(fd,
+ * stats)` or a pointer to this function gets the 1.0 fields only.
  *
  * Returns 0, or `-EINVAL` for a null `stats`, `-EBADF`/`-ENOTSOCK`.
  */
@@ -414,3 +441,16 @@ size_t blight_zerocopy_threshold(void);
 #endif  // __cplusplus
 
 #endif  /* BLIGHT_SOCKET_H */
+
+/**
+ * Statistics of socket `fd` (or of the process, `fd == -1`) into `*stats`, a
+ * `struct blight_zerocopy_stats` as this header declares it: passes its size to
+ * `blight_get_zerocopy_stats_sized`, so that a program compiled against a newer header
+ * (a bigger struct) gets every field this library knows, and zeros in the others. The
+ * function of the same name, `(blight_get_zerocopy_stats)(fd, stats)`, fills the 1.0
+ * struct only.
+ */
+#ifndef blight_get_zerocopy_stats
+#define blight_get_zerocopy_stats(fd, stats) \
+  blight_get_zerocopy_stats_sized((fd), (stats), sizeof(struct blight_zerocopy_stats))
+#endif

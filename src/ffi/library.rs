@@ -32,6 +32,7 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
 /// The library's version, `"MAJOR.MINOR.PATCH"`: a static string, never freed. For a host's
 /// log line; the ABI policy (what may change within one SONAME) is in docs/GUIDE.md.
+// This and the next return constants: nothing to guard (they cannot panic or fail).
 #[no_mangle]
 pub extern "C" fn blight_socket_version() -> *const c_char {
     VERSION.as_ptr().cast()

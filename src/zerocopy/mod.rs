@@ -28,7 +28,7 @@ mod table;
 
 pub(crate) use completions::drain_for_wait;
 pub(crate) use socket_state::Path;
-pub(crate) use stats::{blight_zerocopy_stats, Stats};
+pub(crate) use stats::{blight_zerocopy_stats, Stats, BLIGHT_ZEROCOPY_STATS_SIZE_V1};
 pub(crate) use table::{FreeFn, UnknownId};
 
 use crate::io::error;

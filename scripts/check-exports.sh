@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the dynamic exports of a libblight_socket.so: blight_* and exactly upstream's five
 # BlightProtocol:: C++ functions (cxx/blight_protocol_abi.cpp) under upstream's mangled
-# names for this host (ssize_t is `long` on 64-bit targets: `l`), and nothing else; and
+# names for the library's ELF class (ssize_t is `long` on 64-bit targets: `l`, `int` on
+# 32-bit ones: `i`), and nothing else; and
 # that each of those five (src/ffi/cxx.rs's trampolines) starts with the landing pad an
 # indirect call needs where the CPU enforces them: endbr64/endbr32 (x86 IBT), bti c
 # (aarch64 BTI); 32-bit Arm has none.
@@ -16,6 +17,14 @@ _ZN14BlightProtocol13send_blockingEiPhl
 _ZN14BlightProtocol13wait_for_readEii
 _ZN14BlightProtocol13wait_for_sendEii
 _ZN14BlightProtocol4recvEiljj"
+if LC_ALL=C readelf -h "$lib" | grep -q 'Class:[[:space:]]*ELF32'; then
+  # 32-bit targets: ssize_t is int (`i`).
+  cxx_exports="_ZN14BlightProtocol13recv_blockingEii
+_ZN14BlightProtocol13send_blockingEiPhi
+_ZN14BlightProtocol13wait_for_readEii
+_ZN14BlightProtocol13wait_for_sendEii
+_ZN14BlightProtocol4recvEiijj"
+fi
 for f in blight_recv blight_recv_blocking blight_send_blocking blight_wait_for_send blight_wait_for_read; do
   grep -qx "$f" <<<"$exports" || { echo "$lib: missing export $f" >&2; exit 1; }
 done

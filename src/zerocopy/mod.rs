@@ -28,7 +28,7 @@ mod table;
 
 pub(crate) use completions::drain_for_wait;
 pub(crate) use socket_state::Path;
-pub(crate) use stats::{blight_zerocopy_stats, Stats};
+pub(crate) use stats::{blight_zerocopy_stats, Stats, BLIGHT_ZEROCOPY_STATS_SIZE_V1};
 pub(crate) use table::{FreeFn, UnknownId};
 
 use crate::io::error;
@@ -104,7 +104,10 @@ pub(crate) fn send(
 /// The cheap path: a buffer under the threshold (copied whole, nothing left in flight) on
 /// a registered socket with nothing in flight: no identity read, no send lock, as cheap as
 /// a copy plus the table's bookkeeping. `None` sends nothing: the caller takes the full
-/// path (unknown socket, sends in flight that the copy must be ordered with, retired).
+/// path (unknown socket; sends in flight, which must never be completed against another
+/// socket, so the full path's identity check runs first: see below; retired). Ordering is
+/// not the reason: bytes in flight are already in the socket's queue, and this path takes
+/// no send lock.
 ///
 /// The entry is taken by descriptor number only: if the socket was closed without
 /// `blight_forget_socket` and its number reused, these copies are counted on the closed

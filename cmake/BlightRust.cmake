@@ -14,9 +14,13 @@
 # add`), and Debian's /usr/bin/rustc has one (libstd-rust-web-dev:<arch>), Debian's
 # cargo and rustc are used instead, with a message.
 #
-# For a target build cargo gets `--target`, CARGO_TARGET_<TRIPLE>_LINKER (the C compiler;
-# a small wrapper when the compiler needs arguments such as --sysroot), and CC_/CXX_/AR_
-# and CFLAGS_/CXXFLAGS_<triple> for build scripts that compile C or C++ (the cc crate).
+# For a target build cargo gets `--target` and CARGO_TARGET_<TRIPLE>_LINKER (the C compiler;
+# a small wrapper when the compiler needs arguments such as --sysroot). Native and target
+# builds alike give build scripts that compile C or C++ (the cc crate: build.rs compiles
+# cxx/blight_protocol_abi.cpp) CMake's compilers and flags: CC_/CXX_/AR_<triple> and
+# CFLAGS_/CXXFLAGS_<triple> (the compiler's own arguments, CMAKE_SYSROOT, and
+# CMAKE_C_FLAGS/CMAKE_CXX_FLAGS, which hold the environment's CFLAGS/CXXFLAGS of the first
+# configure, as an SDK sets them). The triple of a native build is rustc's host.
 #
 # Results: BLIGHT_CARGO_COMMAND (cmake -E env ... cargo, a list), BLIGHT_CARGO_TARGET_ARGS
 # (--target T or nothing), BLIGHT_CARGO_OUT_SUBDIR (T/release or release).
@@ -120,50 +124,57 @@ endif()
 
 # --- What cargo is told ---------------------------------------------------------------
 set(_blight_env "RUSTC=${_blight_rustc}")
+# Arguments the compilers need beyond their path: CC="gcc --sysroot=..." as the
+# reMarkable SDK sets it (CMake keeps them in CMAKE_<LANG>_COMPILER_ARG1), CMAKE_SYSROOT
+# from a toolchain file, and CMake's flags.
+set(_blight_cflags "${CMAKE_C_COMPILER_ARG1}")
+set(_blight_cxxflags "${CMAKE_CXX_COMPILER_ARG1}")
+if(CMAKE_SYSROOT)
+  string(APPEND _blight_cflags " --sysroot=${CMAKE_SYSROOT}")
+  string(APPEND _blight_cxxflags " --sysroot=${CMAKE_SYSROOT}")
+endif()
+string(STRIP "${_blight_cflags}" _blight_link_args)
+string(APPEND _blight_cflags " ${CMAKE_C_FLAGS}")
+string(APPEND _blight_cxxflags " ${CMAKE_CXX_FLAGS}")
+string(STRIP "${_blight_cflags}" _blight_cflags)
+string(STRIP "${_blight_cxxflags}" _blight_cxxflags)
 if(_blight_target STREQUAL "")
   set(BLIGHT_CARGO_TARGET_ARGS "")
   set(BLIGHT_CARGO_OUT_SUBDIR release)
+  # The cc crate of a native build reads the variables of rustc's host triple.
+  execute_process(COMMAND "${_blight_rustc}" -vV OUTPUT_VARIABLE _blight_rustc_vv ERROR_QUIET)
+  string(REGEX MATCH "host: ([^\n]+)" _ "${_blight_rustc_vv}")
+  set(_blight_cc_triple "${CMAKE_MATCH_1}")
+  if(_blight_cc_triple STREQUAL "")
+    message(FATAL_ERROR "blight_socket: `${_blight_rustc} -vV` names no host triple")
+  endif()
 else()
   set(BLIGHT_CARGO_TARGET_ARGS --target ${_blight_target})
   set(BLIGHT_CARGO_OUT_SUBDIR ${_blight_target}/release)
+  set(_blight_cc_triple "${_blight_target}")
   string(TOUPPER "${_blight_target}" _blight_upper)
   string(REPLACE "-" "_" _blight_upper "${_blight_upper}")
-  string(REPLACE "-" "_" _blight_lower "${_blight_target}")
-  # Arguments the compilers need beyond their path: CC="gcc --sysroot=..." as the
-  # reMarkable SDK sets it (CMake keeps them in CMAKE_<LANG>_COMPILER_ARG1), and
-  # CMAKE_SYSROOT from a toolchain file.
-  set(_blight_cflags "${CMAKE_C_COMPILER_ARG1}")
-  set(_blight_cxxflags "${CMAKE_CXX_COMPILER_ARG1}")
-  if(CMAKE_SYSROOT)
-    string(APPEND _blight_cflags " --sysroot=${CMAKE_SYSROOT}")
-    string(APPEND _blight_cxxflags " --sysroot=${CMAKE_SYSROOT}")
-  endif()
-  string(STRIP "${_blight_cflags}" _blight_cflags)
-  string(STRIP "${_blight_cxxflags}" _blight_cxxflags)
   set(_blight_linker "${CMAKE_C_COMPILER}")
-  if(NOT _blight_cflags STREQUAL "")
+  if(NOT _blight_link_args STREQUAL "")
     # cargo's linker setting is one program: wrap the compiler and its arguments.
     set(_blight_linker "${CMAKE_BINARY_DIR}/blight-${_blight_target}-linker")
     file(WRITE "${CMAKE_BINARY_DIR}/blight-linker.tmp/blight-${_blight_target}-linker"
-         "#!/bin/sh\nexec \"${CMAKE_C_COMPILER}\" ${_blight_cflags} \"$@\"\n")
+         "#!/bin/sh\nexec \"${CMAKE_C_COMPILER}\" ${_blight_link_args} \"$@\"\n")
     file(COPY "${CMAKE_BINARY_DIR}/blight-linker.tmp/blight-${_blight_target}-linker"
          DESTINATION "${CMAKE_BINARY_DIR}"
          FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
                           WORLD_READ WORLD_EXECUTE)
   endif()
-  list(APPEND _blight_env
-       "CARGO_TARGET_${_blight_upper}_LINKER=${_blight_linker}"
-       "CC_${_blight_lower}=${CMAKE_C_COMPILER}"
-       "CXX_${_blight_lower}=${CMAKE_CXX_COMPILER}")
-  if(CMAKE_AR)
-    list(APPEND _blight_env "AR_${_blight_lower}=${CMAKE_AR}")
-  endif()
-  if(NOT _blight_cflags STREQUAL "")
-    list(APPEND _blight_env "CFLAGS_${_blight_lower}=${_blight_cflags}")
-  endif()
-  if(NOT _blight_cxxflags STREQUAL "")
-    list(APPEND _blight_env "CXXFLAGS_${_blight_lower}=${_blight_cxxflags}")
-  endif()
+  list(APPEND _blight_env "CARGO_TARGET_${_blight_upper}_LINKER=${_blight_linker}")
 endif()
+string(REPLACE "-" "_" _blight_lower "${_blight_cc_triple}")
+list(APPEND _blight_env
+     "CC_${_blight_lower}=${CMAKE_C_COMPILER}"
+     "CXX_${_blight_lower}=${CMAKE_CXX_COMPILER}")
+if(CMAKE_AR)
+  list(APPEND _blight_env "AR_${_blight_lower}=${CMAKE_AR}")
+endif()
+# Set even when empty: cc then ignores a CXXFLAGS of the environment that CMake did not take.
+list(APPEND _blight_env "CFLAGS_${_blight_lower}=${_blight_cflags}" "CXXFLAGS_${_blight_lower}=${_blight_cxxflags}")
 set(BLIGHT_RUST_TARGET_RESOLVED "${_blight_target}")
 set(BLIGHT_CARGO_COMMAND ${CMAKE_COMMAND} -E env ${_blight_env} "${_blight_cargo}")

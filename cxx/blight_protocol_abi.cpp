@@ -9,8 +9,8 @@
 // library.
 //
 // They are defined here under internal names (asm labels blight_socket_cxx_*, hidden),
-// and exported under upstream's mangled names by the Rust library (src/ffi/socket.rs,
-// module cxx_exports): one branch instruction each, which leaves arguments, return
+// and exported under upstream's mangled names by the Rust library (src/ffi/cxx.rs): a
+// landing pad (endbr, bti c) and one branch instruction each, which leave arguments, return
 // registers and the stack as they are. That is because rustc's version script for a cdylib
 // ends in `local: *;` and GNU ld cannot merge a second one into it (only lld can): the
 // exported names must be Rust's own.
@@ -24,7 +24,7 @@
 #include <new>
 #include <type_traits>
 
-// The internal names, branched to by the exported trampolines (src/ffi/socket.rs).
+// The internal names, branched to by the exported trampolines (src/ffi/cxx.rs).
 #define BLIGHT_SOCKET_CXX_IMPL(name) __asm__("blight_socket_cxx_" name) __attribute__((visibility("hidden")))
 namespace BlightSocketCxx {
 using BlightProtocol::blight_data_t;

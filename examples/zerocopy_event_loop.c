@@ -278,8 +278,8 @@ int main(void) {
     int sv[2];
     blight_zerocopy_stats total;
 
-    printf("zero-copy threshold: %zu bytes (BLIGHT_SOCKET_ZEROCOPY_THRESHOLD)\n",
-           blight_zerocopy_threshold());
+    printf("blight_socket %s, zero-copy threshold: %zu bytes (BLIGHT_SOCKET_ZEROCOPY_THRESHOLD)\n",
+           blight_socket_version(), blight_zerocopy_threshold());
 
     tcp_pair(sv);
     run("TCP loopback", sv[0], sv[1]);

@@ -11,6 +11,12 @@
 #include <sys/uio.h>
 
 /**
+ * The version of the header compiled against: `MAJOR << 16 | MINOR << 8 | PATCH`
+ * (1.2.3 is 0x010203). Compare with `blight_socket_version_number()`, the library's.
+ */
+#define BLIGHT_SOCKET_VERSION_NUM 65536
+
+/**
  * `blight_zerocopy_stats.path`: no zero-copy send was made on this socket yet.
  */
 #define BLIGHT_ZEROCOPY_PATH_NONE 0
@@ -57,6 +63,75 @@
 #define BLIGHT_SPLICE_ANY_PEER 2
 
 /**
+ * `blight_set_log_level`: nothing is logged.
+ */
+#define BLIGHT_LOG_OFF 0
+
+/**
+ * A log level (`blight_log_params.level`, `blight_set_log_level`): errors only.
+ */
+#define BLIGHT_LOG_ERROR 1
+
+/**
+ * A log level: warnings and errors (the default).
+ */
+#define BLIGHT_LOG_WARN 2
+
+/**
+ * A log level: also informational lines.
+ */
+#define BLIGHT_LOG_INFO 3
+
+/**
+ * A log level: also debugging lines (a peer that closed, ...).
+ */
+#define BLIGHT_LOG_DEBUG 4
+
+/**
+ * A log level: everything (would-block and timeouts included).
+ */
+#define BLIGHT_LOG_TRACE 5
+
+/**
+ * The size of `blight_zerocopy_stats` in 1.0, the first release: what
+ * `blight_get_zerocopy_stats` (the function) fills, and the smallest size
+ * `blight_get_zerocopy_stats_sized` accepts.
+ */
+#define BLIGHT_ZEROCOPY_STATS_SIZE_V1 104
+
+/**
+ * One message, as given to a `blight_log_callback`. Only valid during the call.
+ *
+ * Fields are only ever appended: a callback compiled against an older header reads the
+ * fields it knows.
+ */
+typedef struct blight_log_params {
+  /**
+   * `BLIGHT_LOG_ERROR` (1) .. `BLIGHT_LOG_TRACE` (5).
+   */
+  int level;
+  /**
+   * The message, NUL-terminated, without the `[pid:tid exe] Level:` prefix and without
+   * a newline (at most about 1 KiB: longer ones are cut and end in `...`).
+   */
+  const char *message;
+  /**
+   * `strlen(message)`.
+   */
+  size_t message_len;
+} blight_log_params;
+
+/**
+ * Receives the library's log lines (`blight_set_log_callback`): `user` as given there,
+ * and the message's level and text.
+ *
+ * It runs in whichever thread logs, possibly in several threads at once, and possibly
+ * while the library holds internal locks: it must be thread-safe, return soon, and not
+ * call into this library. It is also called in the child of a `fork()`.
+ */
+typedef void (*blight_log_callback)(void *user, const struct blight_log_params *params);
+
+/**
  * `unsigned char*`, as upstream's `BlightProtocol::blight_data_t`.
  */
 typedef unsigned char *blight_data_t;
@@ -80,6 +155,11 @@ typedef uint64_t blight_buffer_id_t;
  * `fd == -1`) in the whole process. Bytes sent = `zerocopy_bytes + splice_bytes +
  * copied_bytes`; `kernel_copied_bytes` is the part of `zerocopy_bytes` that the kernel
  * reported it copied after all (`SO_EE_CODE_ZEROCOPY_COPIED`).
+ *
+ * The struct grows: later versions only append fields. Read it with
+ * `blight_get_zerocopy_stats(fd, &stats)`, a macro that passes the size of the struct
+ * this header declares: the library fills the fields both know, and zeros those it does
+ * not know yet.
  */
 typedef struct blight_zerocopy_stats {
   /**
@@ -137,6 +217,40 @@ typedef struct blight_zerocopy_stats {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The library's version, `"MAJOR.MINOR.PATCH"`: a static string, never freed. For a host's
+ * log line; the ABI policy (what may change within one SONAME) is in docs/GUIDE.md.
+ */
+const char *blight_socket_version(void);
+
+/**
+ * The library's version as a number, `MAJOR << 16 | MINOR << 8 | PATCH`: at least
+ * `BLIGHT_SOCKET_VERSION_NUM` when the library is as new as the header compiled against.
+ */
+uint32_t blight_socket_version_number(void);
+
+/**
+ * Sends the library's log to `callback(user, params)` instead of stderr, or back to
+ * stderr with a NULL `callback` (the default: `[pid:tid exe] Warning: ...` lines).
+ * Applies to lines logged after it returns; a line being logged in another thread
+ * meanwhile may still go to the previous callback, so keep a replaced `user` valid.
+ * Setting a (callback, user) pair keeps a few bytes for good; setting it again reuses
+ * them.
+ *
+ * Returns 0, or `-ENOMEM` (nothing changed).
+ */
+int blight_set_log_callback(blight_log_callback callback, void *user);
+
+/**
+ * Sets the log level, `BLIGHT_LOG_OFF` .. `BLIGHT_LOG_TRACE`: lines of a lower priority
+ * are dropped, whether they go to stderr or to the callback. The default is
+ * `BLIGHT_LOG_WARN`, or the environment variable `BLIGHT_SOCKET_LOG` (`off`, `error`,
+ * `warn`, `info`, `debug`, `trace`) read on the first call into the library.
+ *
+ * Returns 0, or `-EINVAL` for another value.
+ */
+int blight_set_log_level(int level);
 
 /**
  * Receives exactly `size` bytes into memory allocated with `malloc()`, which the caller
@@ -316,9 +430,24 @@ int blight_buffer_in_flight(blight_buffer_id_t id);
 int blight_forget_socket(int fd);
 
 /**
- * Fills `*stats` with the statistics of socket `fd` (zeros for a socket never used with
- * `blight_send_zerocopy`), or of the whole process, forgotten sockets included, with
- * `fd == -1`.
+ * Fills the first `size` bytes of `*stats` with the statistics of socket `fd` (zeros for
+ * a socket never used with `blight_send_zerocopy`), or of the whole process, forgotten
+ * sockets included, with `fd == -1`. `size` is `sizeof(struct blight_zerocopy_stats)` as
+ * the caller was compiled: the library fills the fields both know and zeros the bytes
+ * of fields it does not know (a newer header's). Call it through the macro
+ * `blight_get_zerocopy_stats(fd, stats)`, which passes that size.
+ *
+ * Returns 0, or `-EINVAL` for a null `stats` or a `size` under
+ * `BLIGHT_ZEROCOPY_STATS_SIZE_V1` (nothing written), `-EBADF`/`-ENOTSOCK`.
+ */
+int blight_get_zerocopy_stats_sized(int fd, struct blight_zerocopy_stats *stats, size_t size);
+
+/**
+ * 1.0's function, kept for the binaries built against it: fills the first
+ * `BLIGHT_ZEROCOPY_STATS_SIZE_V1` bytes of `*stats`, the 1.0 struct. Source code calls
+ * the macro of the same name instead (defined at the end of this header), which passes
+ * its own struct's size to `blight_get_zerocopy_stats_sized`; `(blight_get_zerocopy_stats)(fd,
+ * stats)` or a pointer to this function gets the 1.0 fields only.
  *
  * Returns 0, or `-EINVAL` for a null `stats`, `-EBADF`/`-ENOTSOCK`.
  */
@@ -366,3 +495,16 @@ size_t blight_zerocopy_threshold(void);
 #endif  // __cplusplus
 
 #endif  /* BLIGHT_SOCKET_H */
+
+/**
+ * Statistics of socket `fd` (or of the process, `fd == -1`) into `*stats`, a
+ * `struct blight_zerocopy_stats` as this header declares it: passes its size to
+ * `blight_get_zerocopy_stats_sized`, so that a program compiled against a newer header
+ * (a bigger struct) gets every field this library knows, and zeros in the others. The
+ * function of the same name, `(blight_get_zerocopy_stats)(fd, stats)`, fills the 1.0
+ * struct only.
+ */
+#ifndef blight_get_zerocopy_stats
+#define blight_get_zerocopy_stats(fd, stats) \
+  blight_get_zerocopy_stats_sized((fd), (stats), sizeof(struct blight_zerocopy_stats))
+#endif

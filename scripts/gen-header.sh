@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Refreshes include/blight_socket.h from the exports: cargo's build script generates it
-# with cbindgen into its OUT_DIR, and this copies it into the tree (the CMake target
-# `blight_header` runs it). With --check, changes nothing and fails if the checked-in
-# header differs from the generated one (CI's drift check).
+# Refreshes include/blight_socket.h from the exports: tools/gen-header runs cbindgen (the
+# version pinned there) over the crate, and this copies its output into the tree (the
+# CMake target `blight_header` runs it). With --check, changes nothing and fails if the
+# checked-in header differs from the generated one (CI's drift check). The library's own
+# build does not generate the header.
 #   CARGO             cargo to use (default: cargo on PATH)
 #   CARGO_TARGET_DIR  as for cargo
 set -euo pipefail
@@ -10,12 +11,10 @@ cd "$(dirname "$0")/.."
 check=0
 [ "${1:-}" = "--check" ] && check=1
 cargo="${CARGO:-cargo}"
-out_dir=$("$cargo" build --release --lib --locked --message-format=json 2>/dev/null \
-  | grep '"reason":"build-script-executed"' | grep '#blight_socket@' \
-  | sed -n 's/.*"out_dir":"\([^"]*\)".*/\1/p' | tail -n 1)
-generated="$out_dir/blight_socket.h"
-if [ -z "$out_dir" ] || [ ! -f "$generated" ]; then
-  echo "gen-header: cargo build did not report the generated header (run cargo build to see why)" >&2
+generated=$(mktemp --suffix=.h)
+trap 'rm -f "$generated"' EXIT
+if ! "$cargo" run --quiet --locked -p blight_socket_gen_header -- "$generated" || [ ! -s "$generated" ]; then
+  echo "gen-header: cbindgen did not generate the header (see above)" >&2
   exit 1
 fi
 if [ "$check" = 1 ]; then

@@ -5,7 +5,8 @@
 #
 #   scripts/setup.sh host   the native build, tests and demo: cmake, g++, GoogleTest,
 #                           valgrind, gnuplot, ... and Debian's Rust (rustc-web, cargo-web)
-#                           when no cargo >= 1.75 is on PATH or in ~/.cargo/bin
+#                           when no Rust as new as Cargo.toml's rust-version (1.88: naked
+#                           functions) is on PATH or in ~/.cargo/bin
 #   scripts/setup.sh all    host, plus the tablets' and i686 cross toolchains (gcc/g++ for
 #                           arm-linux-gnueabihf, aarch64-linux-gnu, i686-linux-gnu, after
 #                           dpkg --add-architecture armhf arm64 i386), their Rust standard
@@ -45,12 +46,15 @@ installed() {
   esac
 }
 
-# A cargo at least as new as Cargo.toml's rust-version (1.75); rustup's or Debian's
-# (Debian 12's plain `cargo` is 1.63: too old; its cargo-web is new).
+# A cargo and a rustc at least as new as Cargo.toml's rust-version, read from there;
+# rustup's or Debian's (Debian 12's plain `cargo` is 1.63: too old; its cargo-web is new).
+rust_min=$(sed -n 's/^rust-version = "1\.\([0-9]*\).*"/\1/p' "$(dirname "$0")/../Cargo.toml")
+[ -n "$rust_min" ] || { echo "setup: no rust-version = \"1.N\" in Cargo.toml" >&2; exit 2; }
+minor_of() { "$1" --version 2>/dev/null | sed -n 's/^[a-z]* 1\.\([0-9]*\)\..*/\1/p'; }
 cargo_ok() {
-  local v
-  v=$(cargo --version 2>/dev/null | sed -n 's/^cargo 1\.\([0-9]*\)\..*/\1/p')
-  [ -n "$v" ] && [ "$v" -ge 75 ]
+  local c r
+  c=$(minor_of cargo); r=$(minor_of rustc)
+  [ -n "$c" ] && [ -n "$r" ] && [ "$c" -ge "$rust_min" ] && [ "$r" -ge "$rust_min" ]
 }
 
 wanted=("${host_packages[@]}")
@@ -68,7 +72,13 @@ for p in "${wanted[@]}"; do
   installed "$p" || missing+=("$p")
 done
 
+too_old() {
+  echo "setup: cargo $(minor_of cargo | sed 's/^/1./') and rustc $(minor_of rustc | sed 's/^/1./') on PATH;" \
+       "Cargo.toml's rust-version needs 1.$rust_min: install a newer Rust (rustup)" >&2
+}
 if [ ${#missing[@]} -eq 0 ] && [ ${#arches_missing[@]} -eq 0 ]; then
+  # rustc-web/cargo-web are installed and still too old, or another Rust comes first on PATH.
+  cargo_ok || { too_old; exit 1; }
   echo "setup ($mode): everything is installed"
   exit 0
 fi
@@ -91,5 +101,5 @@ done
 "${as_root[@]}" apt-get update -qq
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Debian's cargo-web is /usr/bin/cargo; rustup's, when present, stays first on PATH.
-cargo_ok || { echo "setup: no cargo >= 1.75 after installing rustc-web/cargo-web" >&2; exit 1; }
+cargo_ok || { too_old; exit 1; }
 echo "setup ($mode): installed ${missing[*]}"

@@ -41,6 +41,12 @@ pub fn gettid() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
+/// `write(2)` of one buffer (the logger's stderr line).
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe `buf`, which outlives the call.
+    check_size(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+}
+
 /// `send(2)` of one buffer.
 pub fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: the pointer and length describe `buf`, which outlives the call.

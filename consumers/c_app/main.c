@@ -209,6 +209,9 @@ static void test_zerocopy(void) {
 }
 
 int main(void) {
+    /* The installed library is at least as new as the installed header. */
+    CHECK(blight_socket_version_number() >= BLIGHT_SOCKET_VERSION_NUM);
+    CHECK(blight_socket_version() != NULL && blight_socket_version()[0] != '\0');
     size_t threshold = blight_zerocopy_threshold();
     CHECK(threshold > 0);
     test_small_messages();

@@ -3,7 +3,7 @@
 # socket suite proper is ctest's, 20-ctest.sh), lints, formatting, and the checked-in
 # header must equal the one cbindgen generates.
 set -euo pipefail
-tree_state() { git status --porcelain --untracked-files=all -- src include tests build.rs cbindgen.toml Cargo.toml Cargo.lock; }
+tree_state() { git status --porcelain --untracked-files=all -- src include tests tools build.rs cbindgen.toml Cargo.toml Cargo.lock; }
 before=$(tree_state)
 cargo test --release --locked
 # clippy and rustfmt come with rustup's default profile; a toolchain without them skips
@@ -19,7 +19,8 @@ else
   echo "note: rustfmt not installed; formatting not checked" >&2
 fi
 ./scripts/gen-header.sh --check
-# cargo builds write nothing in the source tree (build.rs writes only to OUT_DIR).
+# cargo builds write nothing in the source tree (build.rs writes only to OUT_DIR, and the
+# header generator to a temporary file that --check compares).
 if [ "$(tree_state)" != "$before" ]; then
   echo "the source tree changed during cargo build/test:" >&2; tree_state >&2; exit 1
 fi

@@ -14,18 +14,42 @@ extern "C" {
     fn blight_socket_cxx_wait_for_read();
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+// Each trampoline starts with the landing pad that an indirect call needs where the CPU
+// enforces them (x86 IBT: `endbr64`/`endbr32`; aarch64 BTI: `bti c`, written as its hint
+// encoding, `hint #34`, which assemblers accept without the BTI feature): the exports are
+// reached through the PLT, an indirect branch. Both are no-ops on CPUs without the
+// feature. The branch to the C++ function is direct and needs no pad there. 32-bit Arm
+// (armv7) has no BTI. scripts/check-exports.sh checks the pads in the built library.
+#[cfg(target_arch = "x86_64")]
 macro_rules! branch {
     () => {
-        "jmp {}"
+        "endbr64\n jmp {}"
     };
 }
-#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+#[cfg(target_arch = "x86")]
+macro_rules! branch {
+    () => {
+        "endbr32\n jmp {}"
+    };
+}
+#[cfg(target_arch = "aarch64")]
+macro_rules! branch {
+    () => {
+        "hint #34\n b {}"
+    };
+}
+#[cfg(target_arch = "arm")]
 macro_rules! branch {
     () => {
         "b {}"
     };
 }
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm")))]
+compile_error!(
+    "src/ffi/cxx.rs: no trampoline for this architecture. Add a `branch!` (the landing pad \
+     indirect calls need, then a direct branch that leaves arguments, return registers and \
+     the stack untouched) and its mangled names, and teach scripts/check-exports.sh its pad."
+);
 
 macro_rules! trampoline {
     ($rust:ident, $name64:literal, $name32:literal, $target:ident) => {

@@ -13,6 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// cbindgen:ignore
 mod cxx;
+pub mod library;
 pub mod socket;
 pub mod zerocopy;
 

@@ -1,7 +1,7 @@
 //! The zero-copy API: `blight_send_zerocopy`, `blight_process_zerocopy_completions`,
 //! `blight_release_buffer`, and the introspection and tuning around them.
 use super::{blight_data_t, caller_error, checked_len, guard, guard_value, io_error};
-use crate::zerocopy::{self, blight_zerocopy_stats, CopyReason, Route, SplicePolicy};
+use crate::zerocopy::{self, blight_zerocopy_stats, CopyReason, Route, SplicePolicy, BLIGHT_ZEROCOPY_STATS_SIZE_V1};
 use std::ffi::{c_int, c_void};
 
 /// Names a buffer given to `blight_send_zerocopy`. 0 never names a buffer; ids are never
@@ -167,19 +167,45 @@ pub extern "C" fn blight_forget_socket(fd: c_int) -> c_int {
     guard(NAME, || zerocopy::forget(fd).map(|n| n.min(c_int::MAX as usize) as c_int).map_err(|e| io_error(NAME, fd, e)))
 }
 
-/// Fills `*stats` with the statistics of socket `fd` (zeros for a socket never used with
-/// `blight_send_zerocopy`), or of the whole process, forgotten sockets included, with
-/// `fd == -1`.
+/// Fills the first `size` bytes of `*stats` with the statistics of socket `fd` (zeros for
+/// a socket never used with `blight_send_zerocopy`), or of the whole process, forgotten
+/// sockets included, with `fd == -1`. `size` is `sizeof(struct blight_zerocopy_stats)` as
+/// the caller was compiled: the library fills the fields both know and zeros the bytes
+/// of fields it does not know (a newer header's). Call it through the macro
+/// `blight_get_zerocopy_stats(fd, stats)`, which passes that size.
+///
+/// Returns 0, or `-EINVAL` for a null `stats` or a `size` under
+/// `BLIGHT_ZEROCOPY_STATS_SIZE_V1` (nothing written), `-EBADF`/`-ENOTSOCK`.
+#[no_mangle]
+pub extern "C" fn blight_get_zerocopy_stats_sized(fd: c_int, stats: *mut blight_zerocopy_stats, size: usize) -> c_int {
+    get_stats("blight_get_zerocopy_stats_sized", fd, stats, size)
+}
+
+/// 1.0's function, kept for the binaries built against it: fills the first
+/// `BLIGHT_ZEROCOPY_STATS_SIZE_V1` bytes of `*stats`, the 1.0 struct. Source code calls
+/// the macro of the same name instead (defined at the end of this header), which passes
+/// its own struct's size to `blight_get_zerocopy_stats_sized`; `(blight_get_zerocopy_stats)(fd,
+/// stats)` or a pointer to this function gets the 1.0 fields only.
 ///
 /// Returns 0, or `-EINVAL` for a null `stats`, `-EBADF`/`-ENOTSOCK`.
 #[no_mangle]
 pub extern "C" fn blight_get_zerocopy_stats(fd: c_int, stats: *mut blight_zerocopy_stats) -> c_int {
-    const NAME: &str = "blight_get_zerocopy_stats";
-    guard(NAME, || {
+    get_stats("blight_get_zerocopy_stats", fd, stats, BLIGHT_ZEROCOPY_STATS_SIZE_V1)
+}
+
+fn get_stats(name: &'static str, fd: c_int, stats: *mut blight_zerocopy_stats, size: usize) -> c_int {
+    guard(name, || {
         if stats.is_null() {
-            return Err(caller_error(NAME, libc::EINVAL, format_args!("null stats pointer")));
+            return Err(caller_error(name, libc::EINVAL, format_args!("null stats pointer")));
         }
-        let (s, path) = zerocopy::stats(fd).map_err(|e| io_error(NAME, fd, e))?;
+        if size < BLIGHT_ZEROCOPY_STATS_SIZE_V1 {
+            return Err(caller_error(
+                name,
+                libc::EINVAL,
+                format_args!("size {size} is under BLIGHT_ZEROCOPY_STATS_SIZE_V1 ({BLIGHT_ZEROCOPY_STATS_SIZE_V1})"),
+            ));
+        }
+        let (s, path) = zerocopy::stats(fd).map_err(|e| io_error(name, fd, e))?;
         let path = match path {
             None => BLIGHT_ZEROCOPY_PATH_NONE,
             Some(Route::MsgZerocopy) => BLIGHT_ZEROCOPY_PATH_MSG_ZEROCOPY,
@@ -187,8 +213,8 @@ pub extern "C" fn blight_get_zerocopy_stats(fd: c_int, stats: *mut blight_zeroco
             Some(Route::Copy(CopyReason::PeerOtherUser)) => BLIGHT_ZEROCOPY_PATH_COPY_OTHER_USER,
             Some(Route::Copy(_)) => BLIGHT_ZEROCOPY_PATH_COPY,
         };
-        // SAFETY: checked non-null; the caller passes a writable struct.
-        unsafe { *stats = blight_zerocopy_stats { path, ..s } };
+        // SAFETY: checked non-null; the caller passes `size` writable bytes (its struct).
+        unsafe { blight_zerocopy_stats { path, ..s }.copy_out(stats.cast(), size) };
         Ok(0)
     })
 }

@@ -28,7 +28,7 @@ mod table;
 
 pub(crate) use completions::drain_for_wait;
 pub(crate) use socket_state::{CopyReason, Route, SplicePolicy};
-pub(crate) use stats::{blight_zerocopy_stats, Stats};
+pub(crate) use stats::{blight_zerocopy_stats, Stats, BLIGHT_ZEROCOPY_STATS_SIZE_V1};
 pub(crate) use table::{FreeFn, UnknownId};
 
 use crate::io::error;
@@ -105,9 +105,10 @@ pub(crate) fn send(
 /// a registered socket with nothing in flight, when no other `blight_send_zerocopy` is in
 /// progress on it: no identity read, and the socket's send lock taken with `try_lock` (an
 /// atomic operation, never a wait), so that its bytes never land among another call's
-/// chunks. `None` sends nothing: the caller takes the full path (unknown socket, another
-/// send in progress, which the full path waits for, sends in flight that the copy must be
-/// ordered with, retired).
+/// chunks. `None` sends nothing: the caller takes the full path (unknown socket; another
+/// send in progress, which the full path waits for; sends in flight, which must never be
+/// completed against another socket, so the full path's identity check runs first: see
+/// below; retired).
 ///
 /// The entry is taken by descriptor number only: if the socket was closed without
 /// `blight_forget_socket` and its number reused, these copies are counted on the closed

@@ -123,6 +123,18 @@ pub fn peer_euid(fd: RawFd) -> io::Result<Option<libc::uid_t>> {
     Ok((cred.uid != libc::uid_t::MAX).then_some(cred.uid))
 }
 
+/// The uid the kernel reports for a user not mapped into our user namespace
+/// (`/proc/sys/kernel/overflowuid`, 65534 unless changed), read once.
+pub fn overflow_uid() -> libc::uid_t {
+    static UID: once_cell::sync::Lazy<libc::uid_t> = once_cell::sync::Lazy::new(|| {
+        std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(65534)
+    });
+    *UID
+}
+
 pub fn geteuid() -> libc::uid_t {
     // SAFETY: geteuid takes no arguments and cannot fail.
     unsafe { libc::geteuid() }

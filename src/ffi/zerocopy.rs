@@ -229,8 +229,9 @@ fn get_stats(name: &'static str, fd: c_int, stats: *mut blight_zerocopy_stats, s
 /// memory is what the peer's pipe delivers. No kernel signal tells the sender. So by
 /// default (`BLIGHT_SPLICE_SAME_USER`) the library splices only to a peer whose effective
 /// uid, as `SO_PEERCRED` reports it (its credentials when it connected, read once per
-/// socket), is this process's; every other peer gets copies, and the socket's statistics
-/// say `BLIGHT_ZEROCOPY_PATH_COPY_OTHER_USER`. `BLIGHT_SPLICE_ANY_PEER` is for a caller
+/// socket), is this process's (and not the overflow uid, `nobody`, which also stands for
+/// users of other user namespaces); every other peer gets copies, and the socket's
+/// statistics say `BLIGHT_ZEROCOPY_PATH_COPY_OTHER_USER`. `BLIGHT_SPLICE_ANY_PEER` is for a caller
 /// that trusts its peer not to splice out of the socket; `BLIGHT_SPLICE_NEVER` copies to
 /// any peer. The environment switch `BLIGHT_SOCKET_SPLICE=0` wins over this call: with it
 /// no socket splices.

@@ -194,7 +194,9 @@ impl SocketState {
     fn peer_user(&mut self, fd: RawFd) -> PeerUser {
         if self.peer == PeerUser::Unchecked {
             match sys::peer_euid(fd) {
-                Ok(Some(uid)) if uid == sys::geteuid() => self.peer = PeerUser::Same,
+                // The overflow uid stands for any user unmapped in our user namespace: a
+                // sender running as that uid cannot tell such a peer from itself.
+                Ok(Some(uid)) if uid == sys::geteuid() && uid != sys::overflow_uid() => self.peer = PeerUser::Same,
                 Ok(Some(uid)) => {
                     log::info!("fd {fd}: the peer is another user (uid {uid}): copying, not splicing, on this socket");
                     self.peer = PeerUser::Other(uid);

@@ -22,6 +22,10 @@ target_compile_options(emulation_probe PRIVATE -Wall -Wextra -Werror)
 # then "check:", optionally "bits:", then names) applies when its `bits` is absent or is
 # this target's pointer size in bits.
 math(EXPR _bits "${CMAKE_SIZEOF_VOID_P} * 8")
+file(READ "${CMAKE_CURRENT_SOURCE_DIR}/emulation_skips.txt" _text)
+if(_text MATCHES ";")
+  message(FATAL_ERROR "emulation_skips.txt: no ';' please (a CMake list separator)")
+endif()
 file(STRINGS "${CMAKE_CURRENT_SOURCE_DIR}/emulation_skips.txt" _lines)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/emulation_skips.txt")
 set(_reason "")

@@ -11,8 +11,10 @@
 #                           arm-linux-gnueabihf, aarch64-linux-gnu, i686-linux-gnu, after
 #                           dpkg --add-architecture armhf arm64 i386), their Rust standard
 #                           libraries (libstd-rust-web-dev:<arch>, with Debian's rustc-web
-#                           and cargo-web), libgtest-dev:<arch>, libc6:i386, qemu-user, and
-#                           Qt 6 and libsystemd for the oxide integration kit
+#                           and cargo-web), libgtest-dev:<arch>, libc6:i386, qemu-user with
+#                           the tablets' multiarch runtime (libc6 and libstdc++6 for armhf
+#                           and arm64: the tests run under `qemu-arm -L /`), and Qt 6 and
+#                           libsystemd for the oxide integration kit
 #   scripts/setup.sh check  [host|all]: only report what is missing (exit 1 if anything)
 #
 # Needs root for apt-get (CI runs as root); otherwise it uses `sudo` when that works
@@ -32,6 +34,7 @@ host_packages=(cmake g++ make libgtest-dev pkg-config valgrind gnuplot-nox iprou
 cross_arches=(armhf arm64 i386)
 cross_packages=(gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
                 gcc-i686-linux-gnu g++-i686-linux-gnu libc6:i386 libstdc++6:i386 qemu-user
+                libc6:armhf libstdc++6:armhf libc6:arm64 libstdc++6:arm64
                 rustc-web cargo-web libstd-rust-web-dev:armhf libstd-rust-web-dev:arm64 libstd-rust-web-dev:i386
                 libgtest-dev:armhf libgtest-dev:arm64 libgtest-dev:i386
                 qt6-base-dev qt6-base-dev-tools libsystemd-dev)

@@ -16,9 +16,16 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
-# Test programs run under qemu-user with the cross libc (-L). Threads do not run under
-# qemu-user on every host: see cpp_tests/emulated.cmake for what ctest runs emulated.
+# Test programs run under qemu-user with Debian's multiarch runtime (libc6:arm64,
+# libstdc++6:arm64: scripts/setup.sh all) as the target's root: `-L /`, so the loader is
+# /lib/ld-linux-aarch64.so.1 and the libraries come from /usr/lib/aarch64-linux-gnu. (The cross runtime in
+# /usr/aarch64-linux-gnu, libc6-arm64-cross, crashes or hangs in pthread_create under qemu-user.)
+# What ctest leaves out under the emulator, and why: cpp_tests/emulated.cmake.
 find_program(BLIGHT_QEMU qemu-aarch64)
 if(BLIGHT_QEMU)
-  set(CMAKE_CROSSCOMPILING_EMULATOR "${BLIGHT_QEMU};-L;/usr/aarch64-linux-gnu")
+  set(CMAKE_CROSSCOMPILING_EMULATOR "${BLIGHT_QEMU};-L;/")
+  if(NOT EXISTS "/lib/ld-linux-aarch64.so.1")
+    message(WARNING "/lib/ld-linux-aarch64.so.1 is missing: the tests cannot run under qemu-aarch64 -L / without libc6:arm64 "
+                    "(scripts/setup.sh all installs it)")
+  endif()
 endif()

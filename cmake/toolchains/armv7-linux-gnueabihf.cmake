@@ -19,9 +19,16 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
-# Test programs run under qemu-user with the cross libc (-L). Threads do not run under
-# qemu-user on every host: see cpp_tests/emulated.cmake for what ctest runs emulated.
+# Test programs run under qemu-user with Debian's multiarch runtime (libc6:armhf,
+# libstdc++6:armhf: scripts/setup.sh all) as the target's root: `-L /`, so the loader is
+# /lib/ld-linux-armhf.so.3 and the libraries come from /usr/lib/arm-linux-gnueabihf. (The cross runtime in
+# /usr/arm-linux-gnueabihf, libc6-armhf-cross, crashes or hangs in pthread_create under qemu-user.)
+# What ctest leaves out under the emulator, and why: cpp_tests/emulated.cmake.
 find_program(BLIGHT_QEMU qemu-arm)
 if(BLIGHT_QEMU)
-  set(CMAKE_CROSSCOMPILING_EMULATOR "${BLIGHT_QEMU};-L;/usr/arm-linux-gnueabihf")
+  set(CMAKE_CROSSCOMPILING_EMULATOR "${BLIGHT_QEMU};-L;/")
+  if(NOT EXISTS "/lib/ld-linux-armhf.so.3")
+    message(WARNING "/lib/ld-linux-armhf.so.3 is missing: the tests cannot run under qemu-arm -L / without libc6:armhf "
+                    "(scripts/setup.sh all installs it)")
+  endif()
 endif()

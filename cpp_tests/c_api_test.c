@@ -72,6 +72,7 @@ int main(void) {
     CHECK(big != NULL);
     for (i = 0; i < sizeof big_in; i++) big[i] = (unsigned char)(i * 7);
     CHECK(blight_set_zerocopy_threshold(4096) == 0);
+    CHECK(blight_set_splice_policy(sv[0], BLIGHT_SPLICE_SAME_USER) == 0);
     CHECK(blight_zerocopy_threshold() == 4096);
     CHECK(blight_send_zerocopy(sv[0], big, sizeof big_in, count_free, NULL, &id) == 0);
     CHECK(id != 0);

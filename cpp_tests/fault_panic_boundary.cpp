@@ -46,6 +46,7 @@ TEST(PanicBoundary, EveryExportReturnsEio) {
         EXPECT_EQ(blight_set_log_callback(nullptr, nullptr), -EIO);
         EXPECT_EQ(blight_set_log_level(BLIGHT_LOG_WARN), -EIO);
         EXPECT_EQ(blight_set_zerocopy_threshold(4096), -EIO);
+        EXPECT_EQ(blight_set_splice_policy(p.a.get(), BLIGHT_SPLICE_SAME_USER), -EIO);
         EXPECT_EQ(blight_zerocopy_threshold(), 0u);
         // The C++ wrappers turn it into errno EIO.
         errno = 0;

@@ -33,9 +33,34 @@
 
 /**
  * `blight_zerocopy_stats.path`: everything is copied (zero-copy refused, or the kernel
- * kept reporting that it copied anyway, as it always does on loopback).
+ * kept reporting that it copied anyway, as it always does on loopback, or splice turned
+ * off for this socket).
  */
 #define BLIGHT_ZEROCOPY_PATH_COPY 3
+
+/**
+ * `blight_zerocopy_stats.path`: everything is copied because the peer of this AF_UNIX
+ * stream socket is another user, to whom the library does not splice by default (see
+ * `blight_set_splice_policy`).
+ */
+#define BLIGHT_ZEROCOPY_PATH_COPY_OTHER_USER 4
+
+/**
+ * `blight_set_splice_policy`: never splice on this socket; copy.
+ */
+#define BLIGHT_SPLICE_NEVER 0
+
+/**
+ * `blight_set_splice_policy`, the default: splice only to a peer of this process's
+ * effective user (`SO_PEERCRED`); copy to any other peer.
+ */
+#define BLIGHT_SPLICE_SAME_USER 1
+
+/**
+ * `blight_set_splice_policy`: splice to any peer, trusting it not to splice or tee out of
+ * its end of the socket (see `blight_set_splice_policy`).
+ */
+#define BLIGHT_SPLICE_ANY_PEER 2
 
 /**
  * `blight_set_log_level`: nothing is logged.
@@ -316,9 +341,16 @@ int blight_recv_blocking_into(int fd, unsigned char *buf, ssize_t size);
 /**
  * Sends all `size` bytes of `data`, blocking like `blight_send_blocking`, without
  * copying them where the kernel allows it: `MSG_ZEROCOPY` on TCP and UDP (IPv4, IPv6),
- * vmsplice/splice on AF_UNIX stream sockets (only with a peer that reads the socket
- * rather than splicing from it; `BLIGHT_SOCKET_SPLICE=0` turns this path off); chunks
+ * vmsplice/splice on AF_UNIX stream sockets whose peer is the same user (see
+ * `blight_set_splice_policy`; `BLIGHT_SOCKET_SPLICE=0` turns this path off); chunks
  * under the threshold (`blight_set_zerocopy_threshold`) and other sockets are copied.
+ *
+ * Threads: calls on the same descriptor from several threads are serialized, so on a
+ * stream socket the bytes of each call are contiguous in the stream with respect to the
+ * other `blight_send_zerocopy` calls on that descriptor (their order is the order in which
+ * they got the socket). Nothing is promised with respect to `blight_send_blocking`,
+ * `blight_sendv_blocking` or plain `send(2)` on the same socket, nor to calls through
+ * another descriptor of the same socket (a `dup`): like `send(2)`, those may interleave.
  *
  * On success and on a send error, `*id` names the buffer and the library owns `data`:
  * it calls `free_fn(data, size, user)` exactly once, after the caller released `*id`
@@ -420,6 +452,29 @@ int blight_get_zerocopy_stats_sized(int fd, struct blight_zerocopy_stats *stats,
  * Returns 0, or `-EINVAL` for a null `stats`, `-EBADF`/`-ENOTSOCK`.
  */
 int blight_get_zerocopy_stats(int fd, struct blight_zerocopy_stats *stats);
+
+/**
+ * Sets to which peers `blight_send_zerocopy` may splice on the AF_UNIX stream socket `fd`
+ * (`BLIGHT_SPLICE_NEVER`, `BLIGHT_SPLICE_SAME_USER`, `BLIGHT_SPLICE_ANY_PEER`), for the
+ * sends that start afterwards, until the socket is forgotten (`blight_forget_socket`).
+ *
+ * Why: a spliced send hands the kernel references to the caller's pages. A peer that
+ * `splice(2)`s or `tee(2)`s out of its end of the socket keeps them after the library has
+ * seen the bytes consumed and run the `free_fn`; whatever the caller then writes in that
+ * memory is what the peer's pipe delivers. No kernel signal tells the sender. So by
+ * default (`BLIGHT_SPLICE_SAME_USER`) the library splices only to a peer whose effective
+ * uid, as `SO_PEERCRED` reports it (its credentials when it connected, read once per
+ * socket), is this process's (and not the overflow uid, `nobody`, which also stands for
+ * users of other user namespaces); every other peer gets copies, and the socket's
+ * statistics say `BLIGHT_ZEROCOPY_PATH_COPY_OTHER_USER`. `BLIGHT_SPLICE_ANY_PEER` is for a caller
+ * that trusts its peer not to splice out of the socket; `BLIGHT_SPLICE_NEVER` copies to
+ * any peer. The environment switch `BLIGHT_SOCKET_SPLICE=0` wins over this call: with it
+ * no socket splices.
+ *
+ * Returns 0, or `-EINVAL` for an unknown policy, `-EOPNOTSUPP` for a socket that is not
+ * an AF_UNIX stream socket (nothing changes then), `-EBADF`/`-ENOTSOCK`.
+ */
+int blight_set_splice_policy(int fd, int policy);
 
 /**
  * Sets the chunk size under which `blight_send_zerocopy` copies instead (default 10240

@@ -110,6 +110,36 @@ pub fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: l
     .map(drop)
 }
 
+/// The effective uid of the peer of a connected `AF_UNIX` socket (`SO_PEERCRED`: its
+/// credentials when it connected, or called `socketpair`), mapped into our user
+/// namespace; `None` while the socket has no peer (the kernel then reports uid -1).
+pub fn peer_euid(fd: RawFd) -> io::Result<Option<libc::uid_t>> {
+    let mut cred = libc::ucred { pid: 0, uid: libc::uid_t::MAX, gid: libc::gid_t::MAX };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred and len are valid for writing a ucred.
+    check(unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len)
+    })?;
+    Ok((cred.uid != libc::uid_t::MAX).then_some(cred.uid))
+}
+
+/// The uid the kernel reports for a user not mapped into our user namespace
+/// (`/proc/sys/kernel/overflowuid`, 65534 unless changed), read once.
+pub fn overflow_uid() -> libc::uid_t {
+    static UID: once_cell::sync::Lazy<libc::uid_t> = once_cell::sync::Lazy::new(|| {
+        std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(65534)
+    });
+    *UID
+}
+
+pub fn geteuid() -> libc::uid_t {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// An `ioctl(2)` that reports one int (`SIOCINQ`, `SIOCOUTQ`).
 pub fn ioctl_int(fd: RawFd, request: libc::c_ulong) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;

@@ -1,7 +1,7 @@
 //! The zero-copy API: `blight_send_zerocopy`, `blight_process_zerocopy_completions`,
 //! `blight_release_buffer`, and the introspection and tuning around them.
 use super::{blight_data_t, caller_error, checked_len, guard, guard_value, io_error};
-use crate::zerocopy::{self, blight_zerocopy_stats, Path, BLIGHT_ZEROCOPY_STATS_SIZE_V1};
+use crate::zerocopy::{self, blight_zerocopy_stats, CopyReason, Route, SplicePolicy, BLIGHT_ZEROCOPY_STATS_SIZE_V1};
 use std::ffi::{c_int, c_void};
 
 /// Names a buffer given to `blight_send_zerocopy`. 0 never names a buffer; ids are never
@@ -23,14 +23,35 @@ pub const BLIGHT_ZEROCOPY_PATH_MSG_ZEROCOPY: u32 = 1;
 /// `blight_zerocopy_stats.path`: large chunks are moved with vmsplice/splice (AF_UNIX stream).
 pub const BLIGHT_ZEROCOPY_PATH_SPLICE: u32 = 2;
 /// `blight_zerocopy_stats.path`: everything is copied (zero-copy refused, or the kernel
-/// kept reporting that it copied anyway, as it always does on loopback).
+/// kept reporting that it copied anyway, as it always does on loopback, or splice turned
+/// off for this socket).
 pub const BLIGHT_ZEROCOPY_PATH_COPY: u32 = 3;
+/// `blight_zerocopy_stats.path`: everything is copied because the peer of this AF_UNIX
+/// stream socket is another user, to whom the library does not splice by default (see
+/// `blight_set_splice_policy`).
+pub const BLIGHT_ZEROCOPY_PATH_COPY_OTHER_USER: u32 = 4;
+
+/// `blight_set_splice_policy`: never splice on this socket; copy.
+pub const BLIGHT_SPLICE_NEVER: c_int = 0;
+/// `blight_set_splice_policy`, the default: splice only to a peer of this process's
+/// effective user (`SO_PEERCRED`); copy to any other peer.
+pub const BLIGHT_SPLICE_SAME_USER: c_int = 1;
+/// `blight_set_splice_policy`: splice to any peer, trusting it not to splice or tee out of
+/// its end of the socket (see `blight_set_splice_policy`).
+pub const BLIGHT_SPLICE_ANY_PEER: c_int = 2;
 
 /// Sends all `size` bytes of `data`, blocking like `blight_send_blocking`, without
 /// copying them where the kernel allows it: `MSG_ZEROCOPY` on TCP and UDP (IPv4, IPv6),
-/// vmsplice/splice on AF_UNIX stream sockets (only with a peer that reads the socket
-/// rather than splicing from it; `BLIGHT_SOCKET_SPLICE=0` turns this path off); chunks
+/// vmsplice/splice on AF_UNIX stream sockets whose peer is the same user (see
+/// `blight_set_splice_policy`; `BLIGHT_SOCKET_SPLICE=0` turns this path off); chunks
 /// under the threshold (`blight_set_zerocopy_threshold`) and other sockets are copied.
+///
+/// Threads: calls on the same descriptor from several threads are serialized, so on a
+/// stream socket the bytes of each call are contiguous in the stream with respect to the
+/// other `blight_send_zerocopy` calls on that descriptor (their order is the order in which
+/// they got the socket). Nothing is promised with respect to `blight_send_blocking`,
+/// `blight_sendv_blocking` or plain `send(2)` on the same socket, nor to calls through
+/// another descriptor of the same socket (a `dup`): like `send(2)`, those may interleave.
 ///
 /// On success and on a send error, `*id` names the buffer and the library owns `data`:
 /// it calls `free_fn(data, size, user)` exactly once, after the caller released `*id`
@@ -187,13 +208,47 @@ fn get_stats(name: &'static str, fd: c_int, stats: *mut blight_zerocopy_stats, s
         let (s, path) = zerocopy::stats(fd).map_err(|e| io_error(name, fd, e))?;
         let path = match path {
             None => BLIGHT_ZEROCOPY_PATH_NONE,
-            Some(Path::MsgZerocopy) => BLIGHT_ZEROCOPY_PATH_MSG_ZEROCOPY,
-            Some(Path::Splice) => BLIGHT_ZEROCOPY_PATH_SPLICE,
-            Some(Path::Copy) => BLIGHT_ZEROCOPY_PATH_COPY,
+            Some(Route::MsgZerocopy) => BLIGHT_ZEROCOPY_PATH_MSG_ZEROCOPY,
+            Some(Route::Splice) => BLIGHT_ZEROCOPY_PATH_SPLICE,
+            Some(Route::Copy(CopyReason::PeerOtherUser)) => BLIGHT_ZEROCOPY_PATH_COPY_OTHER_USER,
+            Some(Route::Copy(_)) => BLIGHT_ZEROCOPY_PATH_COPY,
         };
         // SAFETY: checked non-null; the caller passes `size` writable bytes (its struct).
         unsafe { blight_zerocopy_stats { path, ..s }.copy_out(stats.cast(), size) };
         Ok(0)
+    })
+}
+
+/// Sets to which peers `blight_send_zerocopy` may splice on the AF_UNIX stream socket `fd`
+/// (`BLIGHT_SPLICE_NEVER`, `BLIGHT_SPLICE_SAME_USER`, `BLIGHT_SPLICE_ANY_PEER`), for the
+/// sends that start afterwards, until the socket is forgotten (`blight_forget_socket`).
+///
+/// Why: a spliced send hands the kernel references to the caller's pages. A peer that
+/// `splice(2)`s or `tee(2)`s out of its end of the socket keeps them after the library has
+/// seen the bytes consumed and run the `free_fn`; whatever the caller then writes in that
+/// memory is what the peer's pipe delivers. No kernel signal tells the sender. So by
+/// default (`BLIGHT_SPLICE_SAME_USER`) the library splices only to a peer whose effective
+/// uid, as `SO_PEERCRED` reports it (its credentials when it connected, read once per
+/// socket), is this process's (and not the overflow uid, `nobody`, which also stands for
+/// users of other user namespaces); every other peer gets copies, and the socket's
+/// statistics say `BLIGHT_ZEROCOPY_PATH_COPY_OTHER_USER`. `BLIGHT_SPLICE_ANY_PEER` is for a caller
+/// that trusts its peer not to splice out of the socket; `BLIGHT_SPLICE_NEVER` copies to
+/// any peer. The environment switch `BLIGHT_SOCKET_SPLICE=0` wins over this call: with it
+/// no socket splices.
+///
+/// Returns 0, or `-EINVAL` for an unknown policy, `-EOPNOTSUPP` for a socket that is not
+/// an AF_UNIX stream socket (nothing changes then), `-EBADF`/`-ENOTSOCK`.
+#[no_mangle]
+pub extern "C" fn blight_set_splice_policy(fd: c_int, policy: c_int) -> c_int {
+    const NAME: &str = "blight_set_splice_policy";
+    guard(NAME, || {
+        let policy = match policy {
+            BLIGHT_SPLICE_NEVER => SplicePolicy::Never,
+            BLIGHT_SPLICE_SAME_USER => SplicePolicy::SameUser,
+            BLIGHT_SPLICE_ANY_PEER => SplicePolicy::AnyPeer,
+            _ => return Err(caller_error(NAME, libc::EINVAL, format_args!("unknown splice policy {policy}"))),
+        };
+        zerocopy::set_splice_policy(fd, policy).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
     })
 }
 

@@ -27,7 +27,7 @@ mod stats;
 mod table;
 
 pub(crate) use completions::drain_for_wait;
-pub(crate) use socket_state::Path;
+pub(crate) use socket_state::{CopyReason, Route, SplicePolicy};
 pub(crate) use stats::{blight_zerocopy_stats, Stats, BLIGHT_ZEROCOPY_STATS_SIZE_V1};
 pub(crate) use table::{FreeFn, UnknownId};
 
@@ -102,12 +102,13 @@ pub(crate) fn send(
 }
 
 /// The cheap path: a buffer under the threshold (copied whole, nothing left in flight) on
-/// a registered socket with nothing in flight: no identity read, no send lock, as cheap as
-/// a copy plus the table's bookkeeping. `None` sends nothing: the caller takes the full
-/// path (unknown socket; sends in flight, which must never be completed against another
-/// socket, so the full path's identity check runs first: see below; retired). Ordering is
-/// not the reason: bytes in flight are already in the socket's queue, and this path takes
-/// no send lock.
+/// a registered socket with nothing in flight, when no other `blight_send_zerocopy` is in
+/// progress on it: no identity read, and the socket's send lock taken with `try_lock` (an
+/// atomic operation, never a wait), so that its bytes never land among another call's
+/// chunks. `None` sends nothing: the caller takes the full path (unknown socket; another
+/// send in progress, which the full path waits for; sends in flight, which must never be
+/// completed against another socket, so the full path's identity check runs first: see
+/// below; retired).
 ///
 /// The entry is taken by descriptor number only: if the socket was closed without
 /// `blight_forget_socket` and its number reused, these copies are counted on the closed
@@ -121,13 +122,33 @@ fn send_small(
     user: *mut std::ffi::c_void,
 ) -> Option<(u64, io::Result<()>)> {
     let entry = registry::registered(fd)?;
+    let side = entry.send.try_lock()?;
     {
         let st = entry.state.lock();
         if st.retired || st.pending_count() > 0 {
             return None;
         }
     }
-    let (copied, result) = send::copy_unlocked(fd, data);
+    let mut side = Some(side);
+    let (copied, result) = match send::copy_first(fd, data) {
+        Ok(n) if n == data.len() => (send::Copied { sends: 1, bytes: n as u64 }, Ok(())),
+        Ok(n) => {
+            // The rest waits for room, and a wait may complete sends (`drain_for_wait`):
+            // their free_fns, which may send on this socket, run once the send lock is dropped.
+            let (mut copied, result) = deferring_frees(|| {
+                let sent = send::copy_small(fd, &data[n..]);
+                side.take();
+                sent
+            });
+            if n > 0 {
+                copied.sends += 1;
+                copied.bytes += n as u64;
+            }
+            (copied, result)
+        }
+        Err(e) => (send::Copied::default(), Err(e)),
+    };
+    drop(side);
     if let Err(e) = &result {
         if copied.sends == 0 && matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENOTSOCK)) {
             // The number no longer names this socket: the full path reports it with
@@ -139,6 +160,23 @@ fn send_small(
     // Registered after the copy (the table only has to free it at release).
     let id = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user);
     Some((id, result))
+}
+
+/// `blight_set_splice_policy`: to which peers the AF_UNIX stream socket `fd` splices.
+/// `EOPNOTSUPP` for any other socket (checked before it is registered: such a call changes
+/// nothing).
+pub(crate) fn set_splice_policy(fd: RawFd, policy: SplicePolicy) -> io::Result<()> {
+    let domain = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+    let kind = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    if domain != libc::AF_UNIX || kind != libc::SOCK_STREAM {
+        return Err(error(libc::EOPNOTSUPP));
+    }
+    fork::install_handlers();
+    match registry::lookup(fd, true)? {
+        Some(entry) => entry.state.lock().splice_policy = policy,
+        None => unreachable!("lookup with create returns an entry"),
+    }
+    Ok(())
 }
 
 /// `blight_process_zerocopy_completions`.
@@ -230,17 +268,17 @@ pub(crate) fn forget(fd: RawFd) -> io::Result<usize> {
     }))
 }
 
-/// Statistics of one socket, or of the whole process with `fd == -1`, with the path the
+/// Statistics of one socket, or of the whole process with `fd == -1`, with the route the
 /// socket's large chunks take now (`None` for the totals and for unknown sockets).
-pub(crate) fn stats(fd: RawFd) -> io::Result<(Stats, Option<Path>)> {
+pub(crate) fn stats(fd: RawFd) -> io::Result<(Stats, Option<Route>)> {
     if fd == -1 {
         return Ok((registry::totals(), None));
     }
     Ok(match registry::lookup(fd, false)? {
         Some(e) => {
-            let st = e.state.lock();
-            let path = if st.kernel_copies { Path::Copy } else { st.path };
-            (st.snapshot(), Some(path))
+            let mut st = e.state.lock();
+            let route = st.large_chunk_route(e.fd);
+            (st.snapshot(), Some(route))
         }
         None => (Stats::default(), None),
     })

@@ -8,7 +8,8 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-/// How a socket's large chunks are sent.
+/// The zero-copy path a socket has (chosen when it is registered): whether a chunk takes
+/// it is decided by [`SocketState::route`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
     /// `SO_ZEROCOPY` is on: large chunks go with `MSG_ZEROCOPY`, completions come through
@@ -47,6 +48,10 @@ pub struct SocketState {
     pub unreported_error: Option<i32>,
     /// The id the kernel will give the next successful `MSG_ZEROCOPY` send.
     pub next_id: u32,
+    /// To which peers large chunks may be spliced (with `path == Splice`), and what the
+    /// peer's credentials said.
+    pub splice_policy: SplicePolicy,
+    pub peer: PeerUser,
     pub pending: PendingSends,
     pub spliced: SplicedSends,
     pub stats: Stats,
@@ -90,10 +95,7 @@ impl SocketState {
 }
 
 /// Environment variable that turns the splice path off (`BLIGHT_SOCKET_SPLICE=0`): AF_UNIX
-/// stream sockets then copy. The splice path is safe only with a peer that reads the socket
-/// (`read`, `recv`, `recvmsg`): a peer that `splice(2)`s out of it keeps references to the
-/// sender's pages after `SIOCOUTQ` says they were consumed, and would see what the sender
-/// later writes in that memory. Turn it off when the peer is not trusted.
+/// stream sockets then copy, whatever their [`SplicePolicy`] (the operator's switch wins).
 pub(crate) const SPLICE_ENV: &str = "BLIGHT_SOCKET_SPLICE";
 
 fn splice_allowed() -> bool {
@@ -103,8 +105,114 @@ fn splice_allowed() -> bool {
     *ALLOWED
 }
 
-/// What only the sending thread touches; its mutex also serializes zero-copy sends on the
-/// socket, so that one buffer's chunks are contiguous in the stream.
+/// To which peers a socket's large chunks may be spliced (`blight_set_splice_policy`).
+///
+/// A peer that `splice(2)`s or `tee(2)`s out of its end of the socket keeps references to
+/// the sender's pages after `SIOCOUTQ` says they were consumed: the send completes, the
+/// caller's `free_fn` runs, and what the caller writes there later is what the peer's pipe
+/// delivers. Nothing in the kernel reports it. A peer of the same user is in the sender's
+/// own trust domain; any other peer gets copies unless the caller says otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SplicePolicy {
+    /// Copy on this socket.
+    Never,
+    /// Splice only to a peer whose effective uid (`SO_PEERCRED`) is ours; copy otherwise.
+    #[default]
+    SameUser,
+    /// Splice to any peer: the caller trusts it not to splice out of the socket.
+    AnyPeer,
+}
+
+/// What `SO_PEERCRED` said about a socket's peer, read once, the first time a chunk could
+/// go by splice under [`SplicePolicy::SameUser`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PeerUser {
+    /// Not read yet, or the socket had no peer then (not connected): read again next time.
+    #[default]
+    Unchecked,
+    Same,
+    Other(libc::uid_t),
+}
+
+/// How one chunk goes, as [`SocketState::route`] decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    MsgZerocopy,
+    Splice,
+    Copy(CopyReason),
+}
+
+/// Why a chunk is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyReason {
+    /// Under the threshold.
+    Small,
+    /// The socket has no zero-copy path: another kind of socket, `SO_ZEROCOPY` refused, the
+    /// kernel refused splice, `BLIGHT_SOCKET_SPLICE=0`, or another descriptor of the same
+    /// socket sends zero-copy.
+    NoPath,
+    /// `MSG_ZEROCOPY` sends were reported copied by the kernel too often (loopback).
+    KernelCopies,
+    /// [`SplicePolicy::Never`].
+    SpliceNever,
+    /// [`SplicePolicy::SameUser`], and the peer is another user.
+    PeerOtherUser,
+    /// [`SplicePolicy::SameUser`], and the socket has no peer to check (not connected).
+    NoPeer,
+}
+
+impl SocketState {
+    /// The one place that decides how a chunk of `len` bytes of a zero-copy send goes
+    /// (`threshold`: the size under which chunks are copied; a `len` of `usize::MAX` asks
+    /// how large chunks go). Reads the peer's credentials the first time it matters, with
+    /// `fd` (the entry's descriptor, checked by the caller's lookup).
+    pub fn route(&mut self, fd: RawFd, len: usize, threshold: usize) -> Route {
+        if len < threshold.max(1) {
+            return Route::Copy(CopyReason::Small);
+        }
+        match self.path {
+            Path::Copy => Route::Copy(CopyReason::NoPath),
+            Path::MsgZerocopy if self.kernel_copies => Route::Copy(CopyReason::KernelCopies),
+            Path::MsgZerocopy => Route::MsgZerocopy,
+            Path::Splice => match self.splice_policy {
+                SplicePolicy::Never => Route::Copy(CopyReason::SpliceNever),
+                SplicePolicy::AnyPeer => Route::Splice,
+                SplicePolicy::SameUser => match self.peer_user(fd) {
+                    PeerUser::Same => Route::Splice,
+                    PeerUser::Other(_) => Route::Copy(CopyReason::PeerOtherUser),
+                    PeerUser::Unchecked => Route::Copy(CopyReason::NoPeer),
+                },
+            },
+        }
+    }
+
+    /// [`Self::route`] of a large chunk.
+    pub fn large_chunk_route(&mut self, fd: RawFd) -> Route {
+        self.route(fd, usize::MAX, 1)
+    }
+
+    fn peer_user(&mut self, fd: RawFd) -> PeerUser {
+        if self.peer == PeerUser::Unchecked {
+            match sys::peer_euid(fd) {
+                // The overflow uid stands for any user unmapped in our user namespace: a
+                // sender running as that uid cannot tell such a peer from itself.
+                Ok(Some(uid)) if uid == sys::geteuid() && uid != sys::overflow_uid() => self.peer = PeerUser::Same,
+                Ok(Some(uid)) => {
+                    log::info!("fd {fd}: the peer is another user (uid {uid}): copying, not splicing, on this socket");
+                    self.peer = PeerUser::Other(uid);
+                }
+                Ok(None) => log::debug!("fd {fd}: no peer yet; copying until there is one"),
+                Err(e) => log::debug!("fd {fd}: SO_PEERCRED: {e}; copying"),
+            }
+        }
+        self.peer
+    }
+}
+
+/// What only the sending thread touches. Its mutex also serializes the
+/// `blight_send_zerocopy` calls on the descriptor, the cheap path of small buffers included
+/// (`zerocopy::send_small` takes it with `try_lock`), so that each call's bytes are
+/// contiguous in the stream.
 #[derive(Debug, Default)]
 pub struct SendSide {
     pub pipe: Option<sys::Pipe>,
@@ -172,6 +280,8 @@ impl SocketEntry {
                 notifications: path == Path::MsgZerocopy || zerocopy_was_on,
                 unreported_error: None,
                 next_id: 0,
+                splice_policy: SplicePolicy::default(),
+                peer: PeerUser::default(),
                 pending: PendingSends::default(),
                 spliced: SplicedSends::default(),
                 stats: Stats::default(),
@@ -193,6 +303,8 @@ mod tests {
             retired: false,
             unreported_error: None,
             next_id: 0,
+            splice_policy: SplicePolicy::default(),
+            peer: PeerUser::default(),
             pending: PendingSends::default(),
             spliced: SplicedSends::default(),
             stats: Stats::default(),
@@ -201,6 +313,55 @@ mod tests {
 
     fn send(buffer: u64) -> PendingSend {
         PendingSend { buffer, bytes: 100 }
+    }
+
+    fn socketpair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+        use std::os::fd::FromRawFd;
+        let mut sv = [-1; 2];
+        // SAFETY: sv has room for the two descriptors socketpair writes.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()) }, 0);
+        // SAFETY: both were just opened and are owned by nobody else.
+        unsafe { (std::os::fd::OwnedFd::from_raw_fd(sv[0]), std::os::fd::OwnedFd::from_raw_fd(sv[1])) }
+    }
+
+    #[test]
+    fn route_is_the_one_choice_of_path() {
+        use std::os::fd::AsRawFd;
+        let (a, _b) = socketpair();
+        let fd = a.as_raw_fd();
+        let mut st = state(Path::Splice);
+        assert_eq!(st.route(fd, 100, 101), Route::Copy(CopyReason::Small));
+        assert_eq!(st.route(fd, 0, 0), Route::Copy(CopyReason::Small), "threshold 0 acts as 1");
+        assert_eq!(st.peer, PeerUser::Unchecked, "a small chunk reads no credentials");
+        // A socketpair's peer is this process: the same user.
+        assert_eq!(st.route(fd, 101, 101), Route::Splice);
+        assert_eq!(st.peer, PeerUser::Same);
+        st.splice_policy = SplicePolicy::Never;
+        assert_eq!(st.large_chunk_route(fd), Route::Copy(CopyReason::SpliceNever));
+        st.splice_policy = SplicePolicy::SameUser;
+        st.peer = PeerUser::Other(65534); // as read for a peer of another user, once
+        assert_eq!(st.large_chunk_route(fd), Route::Copy(CopyReason::PeerOtherUser));
+        st.splice_policy = SplicePolicy::AnyPeer;
+        assert_eq!(st.large_chunk_route(fd), Route::Splice);
+
+        let mut zc = state(Path::MsgZerocopy);
+        assert_eq!(zc.large_chunk_route(fd), Route::MsgZerocopy);
+        zc.kernel_copies = true;
+        assert_eq!(zc.large_chunk_route(fd), Route::Copy(CopyReason::KernelCopies));
+        assert_eq!(state(Path::Copy).large_chunk_route(fd), Route::Copy(CopyReason::NoPath));
+    }
+
+    #[test]
+    fn a_socket_without_a_peer_copies_and_is_asked_again() {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // SAFETY: no pointers.
+        let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+        assert!(raw >= 0);
+        // SAFETY: a new socket, owned by nobody else.
+        let s = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut st = state(Path::Splice);
+        assert_eq!(st.large_chunk_route(s.as_raw_fd()), Route::Copy(CopyReason::NoPeer));
+        assert_eq!(st.peer, PeerUser::Unchecked, "nothing cached for a socket with no peer yet");
     }
 
     #[test]

@@ -1,14 +1,15 @@
-//! The send paths of `blight_send_zerocopy`, and the one place that chooses among them for
-//! each chunk: [`copy`], [`msg_zerocopy`] (TCP, UDP) and [`splice`] (AF_UNIX stream). Each
-//! path sends what it can and returns its outcome here; none calls another.
+//! The send paths of `blight_send_zerocopy`: [`copy`], [`msg_zerocopy`] (TCP, UDP) and
+//! [`splice`] (AF_UNIX stream). For each chunk, [`send_chunks`] asks the socket's state
+//! which one it takes (`SocketState::route`, the one place that decides), and each path
+//! sends what it can and returns its outcome here; none calls another.
 mod copy;
 mod msg_zerocopy;
 mod splice;
 
-use super::socket_state::{Path, SendSide, SocketEntry};
+use super::socket_state::{Path, Route, SendSide, SocketEntry};
 use std::io;
 
-pub(super) use copy::copy_unlocked;
+pub(super) use copy::{copy_first, copy_small, Copied};
 
 /// The entry was retired (its socket forgotten) before this send took its send lock.
 #[derive(Debug)]
@@ -44,22 +45,14 @@ pub(super) fn send_buffer(
 }
 
 fn send_chunks(entry: &SocketEntry, side: &mut SendSide, id: u64, data: &[u8], threshold: usize) -> io::Result<()> {
-    let threshold = threshold.max(1);
     let mut off = 0;
     while off < data.len() {
         let rest = &data[off..];
-        let path = {
-            let st = entry.state.lock();
-            match st.path {
-                _ if rest.len() < threshold => Path::Copy,
-                Path::MsgZerocopy if st.kernel_copies => Path::Copy,
-                p => p,
-            }
-        };
-        let outcome = match path {
-            Path::Copy => Outcome::CopyChunk,
-            Path::MsgZerocopy => msg_zerocopy::send(entry, id, rest)?,
-            Path::Splice => splice::send(entry, side, id, rest, threshold)?,
+        let route = entry.state.lock().route(entry.fd, rest.len(), threshold);
+        let outcome = match route {
+            Route::Copy(_) => Outcome::CopyChunk,
+            Route::MsgZerocopy => msg_zerocopy::send(entry, id, rest)?,
+            Route::Splice => splice::send(entry, side, id, rest)?,
         };
         off += match outcome {
             Outcome::Sent(n) => n,

@@ -2,7 +2,7 @@
 //! successful send call; the completions come back through the error queue.
 use super::super::completions::{drain_error_queue_of, drain_for_wait};
 use super::super::notify::PendingSend;
-use super::super::socket_state::{Path, SocketEntry};
+use super::super::socket_state::{Path, Route, SocketEntry};
 use super::super::table::TABLE;
 use super::Outcome;
 use crate::io;
@@ -39,8 +39,8 @@ pub(super) fn send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result
                     return Err(e);
                 }
                 let mut st = entry.state.lock();
-                if st.kernel_copies || st.path != Path::MsgZerocopy {
-                    return Ok(0);
+                if st.large_chunk_route(fd) != Route::MsgZerocopy {
+                    return Ok(0); // switched to copying meanwhile: the chunk's route is asked again
                 }
                 let n = match sys::send(fd, data, libc::MSG_ZEROCOPY | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) {
                     Ok(n) => n,

@@ -37,56 +37,46 @@ fn take_pipe(entry: &SocketEntry, side: &mut SendSide) -> std::io::Result<sys::P
     Ok(pipe)
 }
 
-/// Moves (a prefix of) `data` into the socket with vmsplice + splice, while at least
-/// `threshold` bytes remain: the bytes sent, or [`Outcome::Refused`] with the bytes sent
-/// before the kernel refused vmsplice or splice on this socket.
-pub(super) fn send(
-    entry: &SocketEntry,
-    side: &mut SendSide,
-    id: u64,
-    data: &[u8],
-    threshold: usize,
-) -> std::io::Result<Outcome> {
+/// Moves a prefix of `data` (at most one pipe's capacity) into the socket with vmsplice +
+/// splice: the bytes sent, or [`Outcome::Refused`] with the bytes sent before the kernel
+/// refused vmsplice or splice on this socket.
+pub(super) fn send(entry: &SocketEntry, side: &mut SendSide, id: u64, data: &[u8]) -> std::io::Result<Outcome> {
     // splice builds its own msghdr without MSG_NOSIGNAL: keep a closed peer's SIGPIPE away.
     let mut sigpipe = sys::SigpipeBlock::new();
-    let mut off = 0;
-    while data.len() - off >= threshold {
-        let pipe = match take_pipe(entry, side) {
-            Ok(p) => p,
-            Err(e) => return Ok(refuse(entry, off, "pipe", e)),
-        };
-        let piece = &data[off..off + (data.len() - off).min(side.pipe_capacity)];
-        let queued = match pipe.vmsplice_from(piece) {
-            Ok(n) => n,
-            Err(e) => return Ok(refuse(entry, off, "vmsplice", e)),
-        };
-        let mut moved = 0;
-        while moved < queued {
-            match io::retry_send(entry.fd, || pipe.splice_to(entry.fd, queued - moved), &drain_for_wait) {
-                Ok(n) => {
-                    moved += n;
-                    let mut st = entry.state.lock();
-                    st.spliced.written += n as u64;
-                    let end = st.spliced.written;
-                    st.spliced.pending.push_back((end, PendingSend { buffer: id, bytes: n }));
-                    st.stats.splice_sends += 1;
-                    st.stats.splice_bytes += n as u64;
-                    TABLE.lock().send_started(id);
-                }
-                // `pipe` is dropped (closed) here with whatever it still holds.
-                Err(e) if moved == 0 && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
-                    return Ok(refuse(entry, off, "splice", e));
-                }
-                Err(e) => {
-                    sigpipe.failed();
-                    return Err(e);
-                }
+    let pipe = match take_pipe(entry, side) {
+        Ok(p) => p,
+        Err(e) => return Ok(refuse(entry, 0, "pipe", e)),
+    };
+    let piece = &data[..data.len().min(side.pipe_capacity)];
+    let queued = match pipe.vmsplice_from(piece) {
+        Ok(n) => n,
+        Err(e) => return Ok(refuse(entry, 0, "vmsplice", e)),
+    };
+    let mut moved = 0;
+    while moved < queued {
+        match io::retry_send(entry.fd, || pipe.splice_to(entry.fd, queued - moved), &drain_for_wait) {
+            Ok(n) => {
+                moved += n;
+                let mut st = entry.state.lock();
+                st.spliced.written += n as u64;
+                let end = st.spliced.written;
+                st.spliced.pending.push_back((end, PendingSend { buffer: id, bytes: n }));
+                st.stats.splice_sends += 1;
+                st.stats.splice_bytes += n as u64;
+                TABLE.lock().send_started(id);
+            }
+            // `pipe` is dropped (closed) here with whatever it still holds.
+            Err(e) if moved == 0 && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                return Ok(refuse(entry, 0, "splice", e));
+            }
+            Err(e) => {
+                sigpipe.failed();
+                return Err(e);
             }
         }
-        side.pipe = Some(pipe);
-        off += queued;
     }
-    Ok(Outcome::Sent(off))
+    side.pipe = Some(pipe);
+    Ok(Outcome::Sent(queued))
 }
 
 /// The kernel refused the splice path on this socket after `sent` bytes.

@@ -12,6 +12,7 @@
 //   send                 blight_send_blocking(fd, 12 bytes)
 //   recv_blocking        blight_recv_blocking(fd, &p, 12), then free(p)
 //   recv                 blight_recv(fd, &p, 12)
+//   recv_into            blight_recv_blocking_into(fd, buf, 12) (not in upstream)
 //   wait_for_send        blight_wait_for_send(fd, 1000)
 //   wait_for_read        blight_wait_for_read(fd, 1000)
 //   cxx_send             BlightProtocol::send_blocking(fd, 12 bytes)
@@ -77,6 +78,7 @@ int main(int argc, char** argv) {
         {"send", "blight_send_blocking", nullptr},
         {"recv_blocking", "blight_recv_blocking", nullptr},
         {"recv", "blight_recv", nullptr},
+        {"recv_into", "blight_recv_blocking_into", nullptr},
         {"wait_for_send", "blight_wait_for_send", nullptr},
         {"wait_for_read", "blight_wait_for_read", nullptr},
         {"cxx_send", nullptr, sizeof(ssize_t) == 8 ? "_ZN14BlightProtocol13send_blockingEiPhl" : "_ZN14BlightProtocol13send_blockingEiPhi"},
@@ -110,6 +112,9 @@ int main(int argc, char** argv) {
             // Upstream's C functions hand out new[] memory, this project's malloc():
             // glibc's operator new[] of unsigned char is malloc, so free() is right for both.
             std::free(p);
+        } else if (op == "recv_into") {
+            put(s);
+            check(reinterpret_cast<int (*)(int, unsigned char*, ssize_t)>(fn)(r, g_in, kSize) == 0, "recv_into");
         } else if (op == "wait_for_send") {
             check(reinterpret_cast<WaitFn>(fn)(s, 1000) == 0, "wait_for_send");
         } else if (op == "wait_for_read") {

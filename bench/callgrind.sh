@@ -4,6 +4,8 @@
 # upstream's own socket.cpp, each a shared library called through dlsym by blight-calls.
 #
 #   bench/callgrind.sh [BUILD_DIR]      (default: build-bench; needs valgrind)
+#   OURS=/path/to/libblight_socket.so bench/callgrind.sh ...   (another build of ours,
+#                                        e.g. an older commit's, for before/after figures)
 #
 # Each figure is (instructions collected in N=2000 calls' functions, minus those of N=1000
 # calls) / 1000: the steady-state cost of one call, without first-call costs (lazy
@@ -15,7 +17,7 @@ build=${1:-build-bench}
 calls=$build/bench/blight-calls
 [ -x "$calls" ] || { echo "no $calls: cmake --build $build --target blight-calls" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "callgrind.sh needs valgrind" >&2; exit 2; }
-ours=$(readlink -f "$build/lib/libblight_socket.so")
+ours=$(readlink -f "${OURS:-$build/lib/libblight_socket.so}")
 ref=$build/bench/libblight-reference.so
 up=$build/bench/libblight-upstream.so
 tmp=$(mktemp -d)
@@ -38,7 +40,7 @@ per_call() {  # library op
 
 printf 'instructions per call (callgrind, user space, 12-byte messages)\n'
 printf '  %-20s %10s %10s %10s %18s\n' call ours reference upstream "ours - upstream"
-for op in send recv_blocking recv wait_for_send wait_for_read \
+for op in send recv_blocking recv recv_into wait_for_send wait_for_read \
           cxx_send cxx_recv_blocking cxx_recv cxx_wait_for_send cxx_wait_for_read; do
   o=$(per_call "$ours" "$op"); r=$(per_call "$ref" "$op"); u=$(per_call "$up" "$op")
   d=$(awk -v o="$o" -v u="$u" 'BEGIN {if (o == "-" || u == "-") print "-"; else printf "%+.1f", o - u}')

@@ -69,7 +69,8 @@ logged "$logs/sendv-socket_tests.log" gcc -std=gnu11 -O1 -I"$inc" -I"$src/tests/
 # send_message links libblight_protocol only (upstream's headers: the ABI is the same), so
 # that LD_LIBRARY_PATH picks which build it runs on.
 logged "$logs/sendv-send_message.log" gcc -std=gnu11 -O2 -I"$OXIDE_WORK/build-upstream/shared/libblight_protocol/include" \
-  "$here/send_message.c" -o "$out/send_message" -L"$out/shared/libblight_protocol" -lblight_protocol -lpthread
+  "$here/send_message.c" -o "$out/send_message" -L"$out/shared/libblight_protocol" -lblight_protocol \
+  -Wl,-rpath-link,"$socket_libdir" -lpthread
 
 # ---- 3. checks -------------------------------------------------------------------------
 export QT_QPA_PLATFORM=offscreen

@@ -118,14 +118,16 @@ for size in 0 64 4096; do
       rate[$v]+="$a "; scpu[$v]+="$b "; rcpu[$v]+="$c "
     done
   done
-  declare -A m_rate=() m_cpu=()
+  declare -A m_rate=() m_cpu=() m_rcpu=()
   for v in "${variants[@]}"; do
     m_rate[$v]=$(echo "${rate[$v]}" | tr ' ' '\n' | grep . | median)
     m_cpu[$v]=$(echo "${scpu[$v]}" | tr ' ' '\n' | grep . | median)
-    m_rcpu=$(echo "${rcpu[$v]}" | tr ' ' '\n' | grep . | median)
-    printf '  %-8s %-9s %12.0f %14.3f %14.3f   %s\n' "${size}B" "$v" "${m_rate[$v]}" "${m_cpu[$v]}" "$m_rcpu" \
+    m_rcpu[$v]=$(echo "${rcpu[$v]}" | tr ' ' '\n' | grep . | median)
+  done
+  for v in "${variants[@]}"; do
+    printf '  %-8s %-9s %12.0f %14.3f %14.3f   %s\n' "${size}B" "$v" "${m_rate[$v]}" "${m_cpu[$v]}" "${m_rcpu[$v]}" \
       "$(awk -v r="${m_rate[$v]}" -v ur="${m_rate[upstream]}" -v c="${m_cpu[$v]}" -v uc="${m_cpu[upstream]}" -v dr="${m_rate[drop-in]}" \
          'BEGIN {printf "%.2fx %.2fx; %.2fx", r / ur, c / uc, r / dr}')"
   done
-  unset rate scpu rcpu m_rate m_cpu
+  unset rate scpu rcpu m_rate m_cpu m_rcpu
 done

@@ -183,7 +183,12 @@ pub(crate) fn send_first(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 /// send, or after `EAGAIN`/`EINTR` the whole buffer again (a full socket costs one more
 /// `send` before the wait in `poll`); another error is the send's error.
 #[cold]
-pub(crate) fn send_all_after(fd: RawFd, buf: &[u8], first: io::Result<usize>, on_pollerr: PollErrHook) -> io::Result<()> {
+pub(crate) fn send_all_after(
+    fd: RawFd,
+    buf: &[u8],
+    first: io::Result<usize>,
+    on_pollerr: PollErrHook,
+) -> io::Result<()> {
     match first {
         Ok(n) => send_all(fd, &buf[n..], on_pollerr),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => send_all(fd, buf, on_pollerr),

@@ -213,9 +213,7 @@ pub extern "C" fn blight_send_blocking(fd: c_int, data: blight_data_t, size: lib
 #[inline(never)]
 fn send_blocking_rest(fd: c_int, buf: &[u8], first: std::io::Result<usize>) -> c_int {
     const NAME: &str = "blight_send_blocking";
-    guard(NAME, || {
-        io::send_all_after(fd, buf, first, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
-    })
+    guard(NAME, || io::send_all_after(fd, buf, first, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e)))
 }
 
 /// Sends every byte of `count` buffers, in order, with as few system calls as the kernel

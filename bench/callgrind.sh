@@ -12,7 +12,13 @@
 # binding, the logger's start-up). System calls themselves are not counted (callgrind sees
 # user space only); the messages are 12 bytes, as oxide's header. Deterministic: the same
 # build gives the same numbers whatever the machine's load.
+#   bench/callgrind.sh --check [BUILD_DIR]   only blight_send_blocking and
+#                                        blight_recv_blocking, ours and upstream's; exits 1
+#                                        when ours costs more than upstream + 20 (issue 18's
+#                                        target), 0 with a note when upstream was not built
 set -euo pipefail
+check=0
+if [ "${1:-}" = --check ]; then check=1; shift; fi
 build=${1:-build-bench}
 calls=$build/bench/blight-calls
 [ -x "$calls" ] || { echo "no $calls: cmake --build $build --target blight-calls" >&2; exit 2; }
@@ -37,6 +43,18 @@ per_call() {  # library op
   b=$(awk '/^summary:/ {print $2}' "$tmp/out.2000")
   awk -v a="$a" -v b="$b" 'BEGIN {printf "%.1f\n", (b - a) / 1000}'
 }
+
+if [ "$check" = 1 ]; then
+  [ -f "$up" ] || { echo "callgrind.sh --check: no $up (no oxide tree at build time): nothing to compare"; exit 0; }
+  failed=0
+  for op in send recv_blocking; do
+    o=$(per_call "$ours" "$op"); u=$(per_call "$up" "$op")
+    verdict=$(awk -v o="$o" -v u="$u" 'BEGIN {print (o <= u + 20) ? "ok" : "TOO MANY"}')
+    printf 'instructions per 12-byte %-14s ours %6s, upstream %6s (at most upstream + 20): %s\n' "$op" "$o" "$u" "$verdict"
+    [ "$verdict" = ok ] || failed=1
+  done
+  exit "$failed"
+fi
 
 printf 'instructions per call (callgrind, user space, 12-byte messages)\n'
 printf '  %-20s %10s %10s %10s %18s\n' call ours reference upstream "ours - upstream"

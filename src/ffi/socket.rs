@@ -37,25 +37,12 @@ fn recv_allocated(
         if size <= 0 {
             return Err(caller_error(name, libc::EINVAL, format_args!("size {size} must be positive")));
         }
-        // SAFETY: plain allocation; checked for NULL below; freed by the caller with free().
-        let buf = unsafe { libc::malloc(size as usize) } as *mut u8;
-        if buf.is_null() {
+        let Some(mut buf) = FreshBuffer::new(size as usize) else {
             return Err(caller_error(name, libc::ENOMEM, format_args!("cannot allocate {size} bytes")));
-        }
-        // SAFETY: `buf` is a fresh allocation of `size` bytes, ours until handed out;
-        // uninitialised, hence MaybeUninit (only the kernel writes it).
-        let slice = unsafe { std::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), size as usize) };
-        match fill(slice) {
-            Ok(()) => {
-                // SAFETY: checked non-null above.
-                unsafe { *data = buf };
-                Ok(0)
-            }
-            Err(e) => {
-                // SAFETY: allocated above with malloc and not handed out.
-                unsafe { libc::free(buf.cast()) };
-                Err(io_error(name, fd, e))
-            }
+        };
+        match fill(buf.slice()) {
+            Ok(()) => Ok(buf.hand_out(data)),
+            Err(e) => Err(io_error(name, fd, e)), // `buf` is freed as it goes
         }
     })
 }
@@ -129,8 +116,9 @@ fn recv_into_rest(
 }
 
 /// Receives exactly `size` bytes into memory allocated with `malloc()`, which the caller
-/// frees with `free()`. Waits up to 5 times 50 ms for the socket to become readable, then
-/// reads; a partial message is completed with a blocking read.
+/// frees with `free()`. Reads what is there at once; if nothing is, waits up to 5 times
+/// 50 ms for the socket to become readable, then reads; a partial message is completed
+/// with a blocking read.
 ///
 /// Returns 0 and sets `*data`, or a negative errno and leaves `*data` untouched: `-EAGAIN`
 /// when nothing arrived in time, `-EBADMSG` when the peer closed mid-message,

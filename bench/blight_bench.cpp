@@ -16,6 +16,7 @@
 #include <libblight_protocol/socket.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -49,49 +50,86 @@
 namespace {
 
 // ---------------------------------------------------------------------------------------
-// The reference: upstream libblight_protocol socket.cpp's algorithm.
-// send_blocking: send(MSG_EOR | MSG_NOSIGNAL) in a loop; EAGAIN/EINTR sleep 5 us and retry.
-// recv_blocking: recv(MSG_WAITALL) in a loop, same retry; upstream's offset bug fixed
-// (each partial read lands at buffer + received, not at the start).
-namespace reference {
-int send_blocking(int fd, const unsigned char* data, ssize_t size) {
-    ssize_t sent = 0;
-    while (sent < size) {
-        ssize_t res = ::send(fd, data + sent, size - sent, MSG_EOR | MSG_NOSIGNAL);
-        if (res > 0) {
-            sent += res;
-            continue;
+// The contenders, each a shared library called through pointers from dlsym, ours included,
+// so that every one pays the same call (issue 18: a reference compiled into this binary
+// was inlined into the loops that call it, and ours was not):
+// - ours: libblight_socket.so (linked; its functions looked up in it like the others);
+// - the reference: upstream libblight_protocol socket.cpp's algorithm, in
+//   libblight-reference.so (bench/reference_socket.cpp): send(MSG_EOR | MSG_NOSIGNAL) in a
+//   loop, recv(MSG_WAITALL) in a loop, EAGAIN/EINTR sleep 5 us; upstream's offset bug fixed;
+// - upstream: oxide's own socket.cpp, compiled unmodified into libblight-upstream.so
+//   (optional: only where the build found an oxide tree). Its blight_recv_blocking returns
+//   memory from new[] (released with delete[]) and has upstream's offset bug, which only a
+//   partial read can hit: a message of (a) is one buffer of the kernel, read whole or not
+//   at all, and every message is verified.
+struct Contender {
+    const char* name = nullptr;
+    void* lib = nullptr;
+    int (*send_blocking)(int, const unsigned char*, ssize_t) = nullptr;
+    int (*recv_blocking)(int, unsigned char**, ssize_t) = nullptr;  // allocates, as oxide's
+    int (*recv_blocking_into)(int, unsigned char*, ssize_t) = nullptr;  // not in upstream
+    bool new_delete = false;  // recv_blocking's memory comes from new[]
+    void release(unsigned char* p) const {
+        if (new_delete) {
+            delete[] p;
+        } else {
+            std::free(p);
         }
-        if (res < 0 && errno != EAGAIN && errno != EINTR) {
-            return -errno;
-        }
-        timespec requested{0, 5000};
-        timespec remaining{};
-        nanosleep(&requested, &remaining);
     }
-    return 0;
+};
+Contender g_ours, g_ref, g_up;
+
+template <class F>
+void resolve(Contender& c, F& fn, const char* symbol, bool required) {
+    fn = reinterpret_cast<F>(dlsym(c.lib, symbol));
+    if (fn == nullptr && required) {
+        std::fprintf(stderr, "blight-bench: %s has no %s\n", c.name, symbol);
+        std::exit(2);
+    }
 }
 
-int recv_blocking_into(int fd, unsigned char* data, ssize_t size) {
-    ssize_t received = 0;
-    while (received < size) {
-        ssize_t res = ::recv(fd, data + received, size - received, MSG_WAITALL);
-        if (res > 0) {
-            received += res;
-            continue;
+// Loads a contender from the directory of this binary (or, for ours, the loaded library).
+bool load_contender(Contender& c, const char* name, const std::string& file, bool required) {
+    c.name = name;
+    c.lib = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (c.lib == nullptr) {
+        if (required) {
+            std::fprintf(stderr, "blight-bench: cannot load %s: %s\n", file.c_str(), dlerror());
+            std::exit(2);
         }
-        if (res == 0) {
-            return -EBADMSG;
-        }
-        if (errno != EAGAIN && errno != EINTR) {
-            return -errno;
-        }
-        timespec requested{0, 5000};
-        timespec remaining{};
-        nanosleep(&requested, &remaining);
+        return false;
     }
-    return 0;
+    resolve(c, c.send_blocking, "blight_send_blocking", true);
+    resolve(c, c.recv_blocking, "blight_recv_blocking", true);
+    resolve(c, c.recv_blocking_into, "blight_recv_blocking_into", false);
+    return true;
 }
+
+std::string exe_dir() {
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) return ".";
+    path[n] = 0;
+    std::string s(path);
+    return s.substr(0, s.rfind('/'));
+}
+
+void load_contenders() {
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&blight_sendv_blocking), &info) == 0 || info.dli_fname == nullptr) {
+        std::fprintf(stderr, "blight-bench: cannot find libblight_socket.so\n");
+        std::exit(2);
+    }
+    load_contender(g_ours, "ours", info.dli_fname, true);
+    const std::string dir = exe_dir();
+    load_contender(g_ref, "reference", dir + "/libblight-reference.so", true);
+    if (load_contender(g_up, "upstream", dir + "/libblight-upstream.so", false)) g_up.new_delete = true;
+}
+
+// The reference's calls, under the names the scenarios use.
+namespace reference {
+int send_blocking(int fd, const unsigned char* data, ssize_t size) { return g_ref.send_blocking(fd, data, size); }
+int recv_blocking_into(int fd, unsigned char* data, ssize_t size) { return g_ref.recv_blocking_into(fd, data, size); }
 }  // namespace reference
 
 // ---------------------------------------------------------------------------------------
@@ -364,7 +402,7 @@ Sample run_threads(const std::function<void()>& sender, const std::function<void
 }
 
 using RecvFn = int (*)(int, unsigned char*, ssize_t);
-int ours_recv(int fd, unsigned char* b, ssize_t n) { return blight_recv_blocking_into(fd, b, n); }
+int ours_recv(int fd, unsigned char* b, ssize_t n) { return g_ours.recv_blocking_into(fd, b, n); }
 
 // ---------------------------------------------------------------------------------------
 // Results.
@@ -505,6 +543,7 @@ void scenario_a() {
         std::vector<Row*> rows = {new_row("a", "unix", "reference", payload),
                                   new_row("a", "unix", "send_blocking x2", payload),
                                   new_row("a", "unix", "sendv_blocking", payload)};
+        if (g_up.lib != nullptr) rows.push_back(new_row("a", "unix", "upstream", payload));
         interleave(rows, [&](size_t variant, bool warm) {
             size_t n = warm ? msgs / 4 : msgs;
             int fds[2];
@@ -514,12 +553,14 @@ void scenario_a() {
                     Header h{uint32_t(i), uint32_t(payload), kTag ^ uint32_t(i)};
                     unsigned char* p = payloads[i % kVariants].data();
                     int rc;
-                    if (variant == 0) {
-                        rc = reference::send_blocking(fds[0], reinterpret_cast<unsigned char*>(&h), sizeof h);
-                        if (rc == 0 && payload > 0) rc = reference::send_blocking(fds[0], p, payload);
+                    if (variant == 0 || variant == 3) {
+                        // The reference, or upstream's socket.cpp: two send_blocking calls.
+                        const Contender& c = variant == 0 ? g_ref : g_up;
+                        rc = c.send_blocking(fds[0], reinterpret_cast<unsigned char*>(&h), sizeof h);
+                        if (rc == 0 && payload > 0) rc = c.send_blocking(fds[0], p, payload);
                     } else if (variant == 1) {
-                        rc = blight_send_blocking(fds[0], reinterpret_cast<unsigned char*>(&h), sizeof h);
-                        if (rc == 0 && payload > 0) rc = blight_send_blocking(fds[0], p, payload);
+                        rc = g_ours.send_blocking(fds[0], reinterpret_cast<unsigned char*>(&h), sizeof h);
+                        if (rc == 0 && payload > 0) rc = g_ours.send_blocking(fds[0], p, payload);
                     } else {
                         iovec iov[2] = {{&h, sizeof h}, {p, payload}};
                         rc = blight_sendv_blocking(fds[0], iov, payload > 0 ? 2 : 1);
@@ -531,19 +572,26 @@ void scenario_a() {
                 }
             };
             auto receiver = [&] {
-                RecvFn recv = variant == 0 ? reference::recv_blocking_into : ours_recv;
-                std::vector<unsigned char> buf(std::max<size_t>(payload, 1));
+                // Each side's own allocating recv_blocking, header then payload, as oxide's
+                // blight_message_from_socket reads (its memory released as it was allocated).
+                const Contender& c = variant == 0 ? g_ref : variant == 3 ? g_up : g_ours;
                 for (size_t i = 0; i < n; i++) {
+                    unsigned char* got = nullptr;
+                    int rc = c.recv_blocking(fds[1], &got, sizeof(Header));
                     Header h{};
-                    int rc = recv(fds[1], reinterpret_cast<unsigned char*>(&h), sizeof h);
+                    if (rc == 0) {
+                        std::memcpy(&h, got, sizeof h);
+                        c.release(got);
+                    }
                     if (rc == 0 && (h.seq != uint32_t(i) || h.size != payload || h.tag != (kTag ^ uint32_t(i)))) {
                         fail("(a) header", h.seq, i);
                         return;
                     }
                     if (rc == 0 && payload > 0) {
-                        rc = recv(fds[1], buf.data(), payload);
-                        if (rc == 0 && std::memcmp(buf.data(), payloads[i % kVariants].data(), payload) != 0) {
-                            fail("(a) payload", i, payload);
+                        rc = c.recv_blocking(fds[1], &got, payload);
+                        if (rc == 0) {
+                            if (std::memcmp(got, payloads[i % kVariants].data(), payload) != 0) fail("(a) payload", i, payload);
+                            c.release(got);
                         }
                     }
                     if (rc != 0) {
@@ -569,6 +617,12 @@ void scenario_a() {
         double goal = payload == 64 ? 1.6 : payload == 4096 ? 1.2 : 1.0;
         target("a.vec.rate." + p, "(a) msg rate, sendv_blocking / reference, payload " + p, rows[2]->msgs_per_s(),
                rows[0]->msgs_per_s(), true, goal);
+        if (rows.size() > 3) {
+            target("a.up.rate." + p, "(a) msg rate, send_blocking x2 / upstream's socket.cpp, payload " + p,
+                   rows[1]->msgs_per_s(), rows[3]->msgs_per_s(), true, 1.0);
+            target("a.up.cpu." + p, "(a) sender CPU/msg, send_blocking x2 / upstream's socket.cpp, payload " + p,
+                   rows[1]->snd_us_per_msg(), rows[3]->snd_us_per_msg(), false, 1.0);
+        }
     }
 }
 
@@ -602,7 +656,7 @@ void scenario_b() {
                 size_t len = std::min(chunk, n - off);
                 const unsigned char* p = g_stream.data() + off % kPeriod;
                 int rc = variant == 0 ? reference::send_blocking(fds[0], p, len)
-                                      : blight_send_blocking(fds[0], const_cast<unsigned char*>(p), len);
+                                      : g_ours.send_blocking(fds[0], const_cast<unsigned char*>(p), len);
                 if (rc != 0) {
                     fail("(b) send", rc, variant);
                     return;
@@ -770,7 +824,7 @@ void stream_sender(StreamRun& r) {
                 pool.give(b);
                 break;
             case SendKind::Blocking:
-                rc = blight_send_blocking(fd, b, r.size);
+                rc = g_ours.send_blocking(fd, b, r.size);
                 pool.give(b);
                 break;
             case SendKind::RawSplice:
@@ -988,7 +1042,7 @@ void scenario_f() {
             std::thread rt([&] {
                 std::vector<unsigned char> buf(size);
                 for (size_t i = 0; i < n; i++) {
-                    int rc = blight_recv_blocking_into(fds[1], buf.data(), size);
+                    int rc = g_ours.recv_blocking_into(fds[1], buf.data(), size);
                     if (rc != 0) {
                         fail("(f) recv", rc, i);
                         return;
@@ -1158,7 +1212,7 @@ std::vector<SummaryLine> summary() {
         if (ref.path != "reference") continue;
         for (auto& r : g_rows) {
             if (&r == &ref || r.scenario != ref.scenario || r.transport != ref.transport || r.size != ref.size ||
-                r.path == "reference" || r.path == "raw_splice") {
+                r.path == "reference" || r.path == "raw_splice" || r.path == "upstream") {
                 continue;
             }
             out.push_back({&r, &ref, r.msgs_per_s() / ref.msgs_per_s(), r.snd_us_per_msg() / ref.snd_us_per_msg(), path_of(r)});
@@ -1204,6 +1258,22 @@ void print_summary() {
             std::printf("    %-16s %5.2fx %5.2fx  %s", other->row->path.c_str(), other->rate, other->cpu, other->path.c_str());
         }
         std::printf("\n");
+    }
+    // (a) against upstream's own socket.cpp (the anchor): send_blocking x2, same run.
+    std::string up;
+    for (auto& u : g_rows) {
+        if (u.path != "upstream") continue;
+        for (auto& r : g_rows) {
+            if (r.scenario == u.scenario && r.size == u.size && r.path == "send_blocking x2") {
+                char b[96];
+                std::snprintf(b, sizeof b, "%s%s %.2fx %.2fx", up.empty() ? "" : ", ", human(r.size).c_str(),
+                              r.msgs_per_s() / u.msgs_per_s(), r.snd_us_per_msg() / u.snd_us_per_msg());
+                up += b;
+            }
+        }
+    }
+    if (!up.empty()) {
+        std::printf("  %-16s send_blocking / upstream's own socket.cpp (rate, CPU): %s\n", "(a) the anchor", up.c_str());
     }
     std::vector<const Row*> f;
     for (auto& r : g_rows) {
@@ -1370,6 +1440,7 @@ int main(int argc, char** argv) {
     if (opt.mode == Options::Smoke) opt.verify_all = true;
     if (opt.mode != Options::Quick) opt.details = opt.targets = true;
     signal(SIGPIPE, SIG_IGN);
+    load_contenders();
     const char* mode = opt.mode == Options::Full ? "full" : opt.mode == Options::Smoke ? "smoke" : "quick";
     std::printf("blight-bench (%s mode, %d interleaved rounds per variant, %u CPUs): ours vs the upstream algorithm\n",
                 mode, rounds(), std::thread::hardware_concurrency());

@@ -64,8 +64,12 @@ std::optional<blight_data_t> recv_new(ssize_t size, Fill fill) {
         errno = res < 0 ? -res : EINVAL;
         return {};
     }
-    blight_data_t data = new (std::nothrow) unsigned char[static_cast<size_t>(size)];
-    if (data == nullptr) {
+    // Throwing new[] with a catch, as upstream allocates: the nothrow form costs a call
+    // layer (and a try block) inside libstdc++ on every receive.
+    blight_data_t data;
+    try {
+        data = new unsigned char[static_cast<size_t>(size)];
+    } catch (const std::bad_alloc&) {
         errno = ENOMEM;
         return {};
     }

@@ -254,8 +254,9 @@ int blight_set_log_level(int level);
 
 /**
  * Receives exactly `size` bytes into memory allocated with `malloc()`, which the caller
- * frees with `free()`. Waits up to 5 times 50 ms for the socket to become readable, then
- * reads; a partial message is completed with a blocking read.
+ * frees with `free()`. Reads what is there at once; if nothing is, waits up to 5 times
+ * 50 ms for the socket to become readable, then reads; a partial message is completed
+ * with a blocking read.
  *
  * Returns 0 and sets `*data`, or a negative errno and leaves `*data` untouched: `-EAGAIN`
  * when nothing arrived in time, `-EBADMSG` when the peer closed mid-message,

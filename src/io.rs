@@ -170,6 +170,32 @@ pub(crate) fn send_all(fd: RawFd, mut buf: &[u8], on_pollerr: PollErrHook) -> io
     Ok(())
 }
 
+/// The first attempt of a send, alone: one `send(MSG_NOSIGNAL)` of the whole buffer, which
+/// is all a small message on a socket with room needs. The C boundary tries it before
+/// anything else; what it leaves (a partial send, `EAGAIN`, `EINTR`, an error) goes to
+/// [`send_all_after`].
+#[inline(always)]
+pub(crate) fn send_first(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    sys::send(fd, buf, libc::MSG_NOSIGNAL)
+}
+
+/// [`send_all`] after its first attempt `first` ([`send_first`]): the rest of a partial
+/// send, or after `EAGAIN`/`EINTR` the whole buffer again (a full socket costs one more
+/// `send` before the wait in `poll`); another error is the send's error.
+#[cold]
+pub(crate) fn send_all_after(
+    fd: RawFd,
+    buf: &[u8],
+    first: io::Result<usize>,
+    on_pollerr: PollErrHook,
+) -> io::Result<()> {
+    match first {
+        Ok(n) => send_all(fd, &buf[n..], on_pollerr),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => send_all(fd, buf, on_pollerr),
+        Err(e) => Err(e),
+    }
+}
+
 /// Sends every byte of a gather list or fails, resuming a partial write mid-vector.
 ///
 /// Every entry must describe readable memory (the C boundary checked them). Lists of up
@@ -218,12 +244,40 @@ pub(crate) fn sendv_all(fd: RawFd, iov: &[libc::iovec], on_pollerr: PollErrHook)
 /// Reads exactly `buf.len()` bytes, waiting as long as it takes.
 /// The peer closing before the end is `EBADMSG`.
 pub(crate) fn recv_exact(fd: RawFd, buf: &mut [MaybeUninit<u8>], on_pollerr: PollErrHook) -> io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let first = recv_first(fd, buf);
+    recv_exact_after(fd, buf, first, on_pollerr)
+}
+
+/// The first attempt of [`recv_exact`], alone: one `recv(MSG_WAITALL)` of the whole
+/// buffer (never a `poll` first: a message that is there is read at once). The C boundary
+/// tries it before anything else; anything short of the whole buffer goes to
+/// [`recv_exact_after`].
+#[inline(always)]
+pub(crate) fn recv_first(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    // MSG_WAITALL lets a blocking socket deliver the whole rest in one call.
+    sys::recv(fd, buf, libc::MSG_WAITALL)
+}
+
+/// [`recv_exact`] after its first attempt `first` ([`recv_first`]) on a non-empty `buf`.
+pub(crate) fn recv_exact_after(
+    fd: RawFd,
+    buf: &mut [MaybeUninit<u8>],
+    mut result: io::Result<usize>,
+    on_pollerr: PollErrHook,
+) -> io::Result<()> {
     let mut filled = 0;
-    while filled < buf.len() {
-        // MSG_WAITALL lets a blocking socket deliver the whole rest in one call.
-        match sys::recv(fd, &mut buf[filled..], libc::MSG_WAITALL) {
+    loop {
+        match result {
             Ok(0) => return Err(error(libc::EBADMSG)),
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                if filled >= buf.len() {
+                    return Ok(());
+                }
+            }
             Err(e) => match e.raw_os_error() {
                 Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => match wait_for(fd, Interest::Read, -1, on_pollerr) {
@@ -234,8 +288,48 @@ pub(crate) fn recv_exact(fd: RawFd, buf: &mut [MaybeUninit<u8>], on_pollerr: Pol
                 _ => return Err(e),
             },
         }
+        result = sys::recv(fd, &mut buf[filled..], libc::MSG_WAITALL);
     }
-    Ok(())
+}
+
+/// The first attempt of [`recv_with_attempts`], before any wait: one non-blocking `recv`
+/// of the whole buffer. A message that is already there (the common case: callers read
+/// after their own `poll`) costs one system call, no `poll`. Anything short of the whole
+/// buffer goes to [`recv_with_attempts_after`].
+#[inline(always)]
+pub(crate) fn recv_now(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    sys::recv(fd, buf, libc::MSG_DONTWAIT)
+}
+
+/// [`recv_with_attempts`] after the first attempt `first` ([`recv_now`]): the rest of a
+/// partial read is completed with [`recv_exact`], as after any partial read; with nothing
+/// read (nothing there yet, end of file, an error) the waits run as if no attempt had
+/// been made, so that a hang-up, end of file and errors are told apart exactly as there.
+#[cold]
+pub(crate) fn recv_with_attempts_after(
+    fd: RawFd,
+    buf: &mut [MaybeUninit<u8>],
+    first: io::Result<usize>,
+    attempts: u32,
+    timeout_ms: u32,
+    on_pollerr: PollErrHook,
+) -> io::Result<()> {
+    match first {
+        Ok(n) if n > 0 => recv_exact(fd, &mut buf[n..], on_pollerr),
+        _ => recv_with_attempts(fd, buf, attempts, timeout_ms, on_pollerr),
+    }
+}
+
+/// The first attempt of [`wait_for`], alone: `poll` with a zero timeout, true when it
+/// reports exactly the readiness waited for (no hang-up, no error, nothing else). Anything
+/// else, including "not yet", is for [`wait_for`] itself.
+#[inline(always)]
+pub(crate) fn ready_now(fd: RawFd, interest: Interest) -> bool {
+    let wanted = match interest {
+        Interest::Read => libc::POLLIN,
+        Interest::Write => libc::POLLOUT,
+    };
+    fd >= 0 && matches!(sys::poll(fd, wanted, 0), Ok(revents) if revents == wanted)
 }
 
 /// Upstream's `recv`: up to `attempts` waits of `timeout_ms` for the socket to become

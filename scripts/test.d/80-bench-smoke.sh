@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # blight-bench in --smoke mode (a few seconds): every path moves real data, every message
 # is verified (exit 1 on a verification failure), and the JSON is written and complete.
-# Timing targets are not checked here: a benchmark MISS is not a test failure.
+# Timing targets are not checked here: a benchmark MISS is not a test failure. Instruction
+# counts are (deterministic, whatever the load): bench/callgrind.sh --check fails when a
+# 12-byte blight_send_blocking or blight_recv_blocking costs more than upstream's
+# socket.cpp + 20 instructions (issue 18).
 set -euo pipefail
 dir="$BUILD_ROOT/release"
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$dir" -j"$(nproc)" --target blight-bench
+cmake --build "$dir" -j"$(nproc)" --target blight-bench blight-calls
 json="$dir/bench-smoke.json"
 rm -f "$json"
 timeout 120 "$dir/bench/blight-bench" --smoke --json "$json" > "$dir/bench-smoke.txt" || {
@@ -29,3 +32,6 @@ if command -v gnuplot >/dev/null; then
   [ -s "$dir/bench-smoke.svg" ] || fail "no picture"
 fi
 tail -3 "$dir/bench-smoke.txt"
+if command -v valgrind >/dev/null; then
+  bench/callgrind.sh --check "$dir" || fail "per-call instructions above upstream + 20 (bench/callgrind.sh)"
+fi

@@ -28,16 +28,36 @@ pub type blight_data_t = *mut std::ffi::c_uchar;
 const TEST_PANIC_ENV: &str = "BLIGHT_SOCKET_TEST_PANIC";
 
 #[cfg(feature = "test-hooks")]
-fn inject_panic(name: &str) {
+fn panic_requested(name: &str) -> bool {
     static REQUESTED: once_cell::sync::Lazy<Option<String>> =
         once_cell::sync::Lazy::new(|| std::env::var(TEST_PANIC_ENV).ok());
-    if REQUESTED.as_deref().is_some_and(|list| list.split(',').any(|n| n == "*" || n == name)) {
+    REQUESTED.as_deref().is_some_and(|list| list.split(',').any(|n| n == "*" || n == name))
+}
+
+#[cfg(feature = "test-hooks")]
+fn inject_panic(name: &str) {
+    if panic_requested(name) {
         panic!("{TEST_PANIC_ENV} asked {name} to panic");
     }
 }
 
 #[cfg(not(feature = "test-hooks"))]
 fn inject_panic(_name: &str) {}
+
+/// Whether export `name` may take its fast path: the one system call that does a small
+/// message's whole work (see `socket.rs`), tried before [`guard`] and everything else.
+/// A fast path cannot panic (a system call and a comparison), logs nothing (it only
+/// returns on success) and leaves errno alone, so it needs neither the panic boundary nor
+/// the logger. Always true in a release build; with `test-hooks`, false for the exports
+/// asked to panic, so that they reach `guard` and the panic tests see them panic.
+#[inline(always)]
+pub(crate) fn fast_path(_name: &str) -> bool {
+    #[cfg(feature = "test-hooks")]
+    if panic_requested(_name) {
+        return false;
+    }
+    true
+}
 
 /// An errno to return, already logged where it arose.
 pub(crate) type Errno = c_int;

@@ -41,6 +41,18 @@ pub fn gettid() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
+/// The kernel's release (`uname -r`), empty if unreadable.
+pub fn kernel_release() -> String {
+    // SAFETY: utsname is plain data; uname fills it on success, and it is read only then.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid utsname to fill.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    // SAFETY: uname NUL-terminates each field within its array (zeroed above besides).
+    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy().into_owned()
+}
+
 /// `send(2)` of one buffer.
 pub fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: the pointer and length describe `buf`, which outlives the call.

@@ -29,6 +29,13 @@ pub struct SplicedSends {
     pub pending: VecDeque<(u64, PendingSend)>,
 }
 
+impl SplicedSends {
+    /// Makes room for one more pending send (false: out of memory).
+    pub fn reserve_one(&mut self) -> bool {
+        self.pending.try_reserve(1).is_ok()
+    }
+}
+
 #[derive(Debug)]
 pub struct SocketState {
     pub path: Path,
@@ -96,7 +103,7 @@ impl SocketState {
 /// later writes in that memory. Turn it off when the peer is not trusted.
 pub(crate) const SPLICE_ENV: &str = "BLIGHT_SOCKET_SPLICE";
 
-fn splice_allowed() -> bool {
+pub(super) fn splice_allowed() -> bool {
     static ALLOWED: once_cell::sync::Lazy<bool> = once_cell::sync::Lazy::new(|| {
         !matches!(std::env::var(SPLICE_ENV).as_deref().map(str::trim), Ok("0" | "off" | "no" | "false"))
     });
@@ -109,6 +116,52 @@ fn splice_allowed() -> bool {
 pub struct SendSide {
     pub pipe: Option<sys::Pipe>,
     pub pipe_capacity: usize,
+    /// After a transient failure of the splice path (no descriptor for its pipe, no memory,
+    /// memory vmsplice cannot pin): when to try it again.
+    pub backoff: Backoff,
+}
+
+/// A retry back-off: after a failure, wait 10 ms, doubling per failure up to 5 s; a
+/// success starts over.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    until: Option<std::time::Instant>,
+    failures: u32,
+}
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The wait after `failures` failures in a row (at least one).
+    pub fn delay(failures: u32) -> std::time::Duration {
+        Self::FIRST.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(Self::MAX)
+    }
+
+    /// Whether the back-off is still running (one clock read, only after a failure).
+    pub fn waiting(&mut self) -> bool {
+        match self.until {
+            Some(t) if std::time::Instant::now() < t => true,
+            Some(_) => {
+                self.until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// One more failure: returns the wait before the next try.
+    pub fn failed(&mut self) -> std::time::Duration {
+        self.failures = self.failures.saturating_add(1);
+        let d = Self::delay(self.failures);
+        self.until = Some(std::time::Instant::now() + d);
+        d
+    }
+
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+        self.until = None;
+    }
 }
 
 /// One socket known to the library (its two locks take their place in the order stated
@@ -125,6 +178,26 @@ pub struct SocketEntry {
 }
 
 impl SocketEntry {
+    /// [`probe`](Self::probe), shared: `None` when memory is short (never an abort).
+    ///
+    /// Stable Rust has no fallible `Arc::new`: the block it needs is allocated and given
+    /// back first, so that the allocation that follows at once takes that same free block
+    /// from the allocator's cache. Not a proof (another thread may take it in between),
+    /// but out of memory then means one entry of a few hundred bytes failing twice in a
+    /// row; every allocation that grows (tables, lists) is fallible outright.
+    pub fn probe_boxed(fd: RawFd, inode: u64) -> Option<std::sync::Arc<SocketEntry>> {
+        let layout = std::alloc::Layout::new::<(usize, usize, SocketEntry)>();
+        // SAFETY: the layout has a non-zero size; the block is freed with the same layout.
+        unsafe {
+            let block = std::alloc::alloc(layout);
+            if block.is_null() {
+                return None;
+            }
+            std::alloc::dealloc(block, layout);
+        }
+        Some(std::sync::Arc::new(SocketEntry::probe(fd, inode)))
+    }
+
     /// Probes the socket and picks its path, enabling `SO_ZEROCOPY` where it applies.
     pub fn probe(fd: RawFd, inode: u64) -> SocketEntry {
         let domain = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(-1);
@@ -201,6 +274,24 @@ mod tests {
 
     fn send(buffer: u64) -> PendingSend {
         PendingSend { buffer, bytes: 100 }
+    }
+
+    #[test]
+    fn backoff_doubles_from_10_ms_up_to_5_s_and_starts_over_after_a_success() {
+        use std::time::Duration;
+        assert_eq!(Backoff::delay(1), Duration::from_millis(10));
+        assert_eq!(Backoff::delay(2), Duration::from_millis(20));
+        assert_eq!(Backoff::delay(9), Duration::from_millis(2560));
+        assert_eq!(Backoff::delay(10), Duration::from_secs(5));
+        assert_eq!(Backoff::delay(u32::MAX), Duration::from_secs(5));
+        let mut b = Backoff::default();
+        assert!(!b.waiting());
+        assert_eq!(b.failed(), Duration::from_millis(10));
+        assert!(b.waiting());
+        assert_eq!(b.failed(), Duration::from_millis(20));
+        b.succeeded();
+        assert!(!b.waiting());
+        assert_eq!(b.failed(), Duration::from_millis(10));
     }
 
     #[test]

@@ -76,10 +76,10 @@ extern "C" fn child() {
     let table = unsafe { &mut *TABLE.data_ptr() };
     if !pinned_pages_stay_with_the_parent() {
         // See the module documentation: the parent's in-flight buffers are never freed here.
-        // SAFETY: locked by `prepare`.
+        // SAFETY: the child's handler, its only thread.
         unsafe {
-            registry::unlock_after_fork();
-            TABLE.force_unlock();
+            registry::reinit_lock_in_child();
+            reinit_in_child(&TABLE);
         }
         return;
     }
@@ -88,18 +88,35 @@ extern "C" fn child() {
         // SAFETY: as above; AFTER_FORK was forced at install time, and no other thread of
         // the child can hold its lock.
         unsafe {
-            if AFTER_FORK.is_locked() {
-                AFTER_FORK.force_unlock();
-            }
+            reinit_in_child(&AFTER_FORK);
             (*AFTER_FORK.data_ptr()).extend(owed);
         }
         PENDING.store(true, Ordering::Relaxed);
     }
-    // SAFETY: locked by `prepare`.
+    // SAFETY: the child's handler, its only thread.
     unsafe {
-        registry::unlock_after_fork();
-        TABLE.force_unlock();
+        registry::reinit_lock_in_child();
+        reinit_in_child(&TABLE);
     }
+}
+
+/// In the child's `fork()` handler: makes `lock` a fresh, unlocked mutex, whatever state
+/// the fork left it in. Not `force_unlock`: when threads of the parent were parked on the
+/// lock, parking_lot's (eventually fair) unlock hands the lock over to one of them, and in
+/// the child that thread does not exist: the lock would stay locked for good.
+///
+/// # Safety
+/// Only in the child's handler, whose thread is the only one of the process and holds no
+/// guard of `lock` it will drop later.
+pub(super) unsafe fn reinit_in_child<T>(lock: &Mutex<T>) {
+    use std::sync::atomic::AtomicU8;
+    // parking_lot's RawMutex is its state byte (`struct RawMutex { state: AtomicU8 }`): 0 is
+    // unlocked with no thread parked. Checked at compile time, so a change fails the build.
+    const _: () = assert!(size_of::<parking_lot::RawMutex>() == size_of::<AtomicU8>());
+    // SAFETY: the raw mutex is exactly one atomic byte (asserted above), shared through an
+    // atomic: storing to it through a shared reference is allowed; no other thread exists.
+    let state = unsafe { &*(lock.raw() as *const parking_lot::RawMutex as *const AtomicU8) };
+    state.store(0, Ordering::Release);
 }
 
 /// Whether this kernel gives a page pinned by a send in flight to the parent for good at

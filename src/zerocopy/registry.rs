@@ -39,6 +39,15 @@ pub(super) unsafe fn unlock_after_fork() {
     REGISTRY.force_unlock();
 }
 
+/// For the child's `fork()` handler, instead of [`unlock_after_fork`]: see
+/// `fork::reinit_in_child`.
+///
+/// # Safety
+/// Only in the child's handler, whose thread is the only one of the process.
+pub(super) unsafe fn reinit_lock_in_child() {
+    super::fork::reinit_in_child(&REGISTRY);
+}
+
 /// For the child's `fork()` handler, with the lock held by [`lock_for_fork`]: forgets every
 /// socket (their sends in flight are the parent's). The entries' pipes are closed (the
 /// child's copies).

@@ -27,6 +27,7 @@
 //! installed when the library is loaded (`zerocopy::on_load`), before any thread can hold
 //! one of these locks. The one other lock a call may take, the logger's, is the logger's
 //! to make fork-safe (it holds none across `write(2)`).
+use super::fork_lock::reinit_in_child;
 use super::frees::run_frees;
 use super::registry;
 use super::table::{Freed, TABLE};
@@ -98,25 +99,6 @@ extern "C" fn child() {
         registry::reinit_lock_in_child();
         reinit_in_child(&TABLE);
     }
-}
-
-/// In the child's `fork()` handler: makes `lock` a fresh, unlocked mutex, whatever state
-/// the fork left it in. Not `force_unlock`: when threads of the parent were parked on the
-/// lock, parking_lot's (eventually fair) unlock hands the lock over to one of them, and in
-/// the child that thread does not exist: the lock would stay locked for good.
-///
-/// # Safety
-/// Only in the child's handler, whose thread is the only one of the process and holds no
-/// guard of `lock` it will drop later.
-pub(super) unsafe fn reinit_in_child<T>(lock: &Mutex<T>) {
-    use std::sync::atomic::AtomicU8;
-    // parking_lot's RawMutex is its state byte (`struct RawMutex { state: AtomicU8 }`): 0 is
-    // unlocked with no thread parked. Checked at compile time, so a change fails the build.
-    const _: () = assert!(size_of::<parking_lot::RawMutex>() == size_of::<AtomicU8>());
-    // SAFETY: the raw mutex is exactly one atomic byte (asserted above), shared through an
-    // atomic: storing to it through a shared reference is allowed; no other thread exists.
-    let state = unsafe { &*(lock.raw() as *const parking_lot::RawMutex as *const AtomicU8) };
-    state.store(0, Ordering::Release);
 }
 
 /// Whether this kernel gives a page pinned by a send in flight to the parent for good at

@@ -16,6 +16,7 @@ mod completions;
 mod copied_run;
 mod fast_hash;
 mod fork;
+mod fork_lock;
 mod frees;
 mod notify;
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub(super) unsafe fn unlock_after_fork() {
 /// # Safety
 /// Only in the child's handler, whose thread is the only one of the process.
 pub(super) unsafe fn reinit_lock_in_child() {
-    super::fork::reinit_in_child(&REGISTRY);
+    super::fork_lock::reinit_in_child(&REGISTRY);
 }
 
 /// For the child's `fork()` handler, with the lock held by [`lock_for_fork`]: forgets every

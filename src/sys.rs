@@ -221,7 +221,11 @@ impl Drop for Pipe {
 
 /// The system's largest pipe capacity (`/proc/sys/fs/pipe-max-size`), if readable.
 pub fn pipe_max_size() -> Option<usize> {
-    std::fs::read_to_string("/proc/sys/fs/pipe-max-size").ok()?.trim().parse().ok()
+    use std::io::Read;
+    // Read into the stack: this runs on a send path, where out of memory must not abort.
+    let mut buf = [0u8; 32];
+    let n = std::fs::File::open("/proc/sys/fs/pipe-max-size").ok()?.read(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 /// Blocks `SIGPIPE` in the calling thread while alive.

@@ -197,6 +197,8 @@ fn adopt_held(new: &Arc<SocketEntry>) {
             // Lock order: the retiring entry's state, then the live one's.
             let mut st = old.state.lock();
             let moved = st.hand_over(&mut new.state.lock());
+            // Counted abandoned when they were held; taken over, they are not.
+            st.stats.abandoned_sends = st.stats.abandoned_sends.saturating_sub(moved as u64);
             log::info!("fd {}: took over {moved} sends held since fd {} was forgotten (same socket)", new.fd, old.fd);
             st.snapshot()
         };

@@ -80,6 +80,24 @@ impl SocketState {
         if moved == 0 || heir.path != Path::Copy || heir.pending_count() > 0 {
             return 0;
         }
+        // What the moved sends were counted as moves with them, so that each socket's
+        // statistics stay consistent (a send's completion, COPIED report included, lands
+        // on the entry that sent it: `kernel_copied_bytes` stays a part of
+        // `zerocopy_bytes`, `completed_sends` of the sends). The totals do not change.
+        let zc_bytes: u64 = self.pending.iter().map(|s| s.bytes as u64).sum();
+        let sp_bytes: u64 = self.spliced.pending.iter().map(|(_, s)| s.bytes as u64).sum();
+        let (zc, sp) = (self.pending.len() as u64, self.spliced.pending.len() as u64);
+        let (from, to) = (&mut self.stats, &mut heir.stats);
+        for (src, dst, n) in [
+            (&mut from.zerocopy_sends, &mut to.zerocopy_sends, zc),
+            (&mut from.zerocopy_bytes, &mut to.zerocopy_bytes, zc_bytes),
+            (&mut from.splice_sends, &mut to.splice_sends, sp),
+            (&mut from.splice_bytes, &mut to.splice_bytes, sp_bytes),
+        ] {
+            let n = n.min(*src);
+            *src -= n;
+            *dst += n;
+        }
         heir.path = self.path;
         heir.kernel_copies = self.kernel_copies;
         heir.copied_run = self.copied_run;
@@ -308,6 +326,27 @@ mod tests {
         // written - SIOCOUTQ >= end must mean what it meant before: 300 - q >= 200.
         assert_eq!(ends, [250, 350]);
         assert_eq!(old.pending_count(), 0);
+    }
+
+    #[test]
+    fn hand_over_moves_the_statistics_of_the_moved_sends() {
+        let mut old = state(Path::MsgZerocopy);
+        old.pending.push(0, send(1));
+        old.pending.push(1, send(2));
+        old.stats.zerocopy_sends = 3; // one completed before
+        old.stats.zerocopy_bytes = 300;
+        old.stats.completed_sends = 1;
+        let mut heir = state(Path::Copy);
+        heir.stats.copied_bytes = 50;
+        assert_eq!(old.hand_over(&mut heir), 2);
+        assert_eq!((old.stats.zerocopy_sends, old.stats.zerocopy_bytes), (1, 100));
+        assert_eq!((heir.stats.zerocopy_sends, heir.stats.zerocopy_bytes), (2, 200));
+        assert_eq!(heir.stats.copied_bytes, 50);
+        // Completing both on the heir, COPIED: kernel_copied stays within zerocopy there.
+        heir.pending.complete(0, 1, |s| {
+            heir.stats.kernel_copied_bytes += s.bytes as u64;
+        });
+        assert!(heir.stats.kernel_copied_bytes <= heir.stats.zerocopy_bytes);
     }
 
     #[test]

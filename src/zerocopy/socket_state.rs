@@ -197,23 +197,8 @@ pub struct SocketEntry {
 
 impl SocketEntry {
     /// [`probe`](Self::probe), shared: `None` when memory is short (never an abort).
-    ///
-    /// Stable Rust has no fallible `Arc::new`: the block it needs is allocated and given
-    /// back first, so that the allocation that follows at once takes that same free block
-    /// from the allocator's cache. Not a proof (another thread may take it in between),
-    /// but out of memory then means one entry of a few hundred bytes failing twice in a
-    /// row; every allocation that grows (tables, lists) is fallible outright.
     pub fn probe_boxed(fd: RawFd, inode: u64) -> Option<std::sync::Arc<SocketEntry>> {
-        let layout = std::alloc::Layout::new::<(usize, usize, SocketEntry)>();
-        // SAFETY: the layout has a non-zero size; the block is freed with the same layout.
-        unsafe {
-            let block = std::alloc::alloc(layout);
-            if block.is_null() {
-                return None;
-            }
-            std::alloc::dealloc(block, layout);
-        }
-        Some(std::sync::Arc::new(SocketEntry::probe(fd, inode)))
+        crate::fallible_alloc::arc_new(SocketEntry::probe(fd, inode))
     }
 
     /// Probes the socket and picks its path, enabling `SO_ZEROCOPY` where it applies.

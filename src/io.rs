@@ -237,6 +237,8 @@ pub(crate) fn sendv_all(fd: RawFd, iov: &[libc::iovec], on_pollerr: PollErrHook)
     let list: &mut [libc::iovec] = if count <= INLINE {
         &mut inline[..count]
     } else {
+        // Out of memory: -ENOMEM with nothing sent (never an abort).
+        heap.try_reserve_exact(count).map_err(|_| error(libc::ENOMEM))?;
         heap.resize(count, empty);
         &mut heap
     };

@@ -44,11 +44,17 @@ pub(super) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, us
 /// Drains the error queue of `entry`'s socket, reading through `fd`: any descriptor of it.
 fn drain_error_queue_via(entry: &SocketEntry, fd: RawFd) -> io::Result<Drained> {
     let mut d = Drained::default();
+    // Room made before anything is read (out of memory reads nothing): one message carries
+    // at most a few control messages (the control buffer of `recv_error_queue`).
     let mut notes: Vec<Notification> = Vec::new();
+    notes.try_reserve(NOTES_PER_MESSAGE).map_err(|_| error(libc::ENOMEM))?;
     loop {
         notes.clear();
         let flags = sys::recv_error_queue(fd, |level, kind, ee| match QueueMessage::classify(level, kind, ee) {
-            QueueMessage::Completion(n) => notes.push(n),
+            QueueMessage::Completion(n) if notes.len() < notes.capacity() => notes.push(n),
+            QueueMessage::Completion(_) => {
+                log::warn!("fd {fd}: more notifications in one message than expected; one is lost")
+            }
             QueueMessage::Error(code) => {
                 log::debug!("fd {fd}: error queue holds a socket error (origin {}, errno {code})", ee.ee_origin);
                 d.error.get_or_insert(code);
@@ -91,12 +97,22 @@ fn settle(entry: &SocketEntry, d: Drained) -> io::Result<usize> {
     }
 }
 
+/// Room for the notifications of one error-queue message.
+const NOTES_PER_MESSAGE: usize = 8;
+
 /// Completes the sends `notes` cover, frees what became free, and applies the COPIED rule.
 fn apply_notifications(entry: &SocketEntry, notes: &[Notification]) -> usize {
     let mut freed = Vec::new();
     let mut completed = 0;
     {
         let mut st = entry.state.lock();
+        // Every buffer it frees had a send pending here: room for all of them, made before
+        // anything completes. Out of memory: the notes are lost and their buffers kept (a
+        // leak, never an early free).
+        if freed.try_reserve(st.pending.len()).is_err() {
+            log::error!("fd {}: out of memory; {} notifications dropped, their buffers kept", entry.fd, notes.len());
+            return 0;
+        }
         let mut table = TABLE.lock();
         let st = &mut *st;
         for n in notes {
@@ -104,7 +120,9 @@ fn apply_notifications(entry: &SocketEntry, notes: &[Notification]) -> usize {
             st.pending.complete(n.first, n.last, |s| {
                 sends += 1;
                 bytes += s.bytes as u64;
-                freed.extend(table.send_completed(s.buffer));
+                if let Some(f) = table.send_completed(s.buffer) {
+                    freed.push(f); // within the room made above
+                }
             });
             completed += sends as usize;
             st.stats.completed_sends += sends;
@@ -259,6 +277,8 @@ fn complete_spliced(entry: &SocketEntry, fd: RawFd, timeout_ms: i32, mut checked
             }
             // Read `written` before SIOCOUTQ, under the lock: every byte counted in it is
             // already in the socket, so `written - outq` never overstates consumption.
+            // Room first (out of memory completes nothing, and SIOCOUTQ can be read again).
+            freed.try_reserve(st.spliced.pending.len()).map_err(|_| error(libc::ENOMEM))?;
             let written = st.spliced.written;
             let outq = sys::ioctl_int(fd, sys::SIOCOUTQ)?.max(0) as u64;
             let consumed = written.saturating_sub(outq);
@@ -266,7 +286,9 @@ fn complete_spliced(entry: &SocketEntry, fd: RawFd, timeout_ms: i32, mut checked
             let mut n = 0;
             while st.spliced.pending.front().is_some_and(|(end, _)| *end <= consumed) {
                 let (_, s) = st.spliced.pending.pop_front().expect("front exists");
-                freed.extend(table.send_completed(s.buffer));
+                if let Some(f) = table.send_completed(s.buffer) {
+                    freed.push(f); // within the room made above
+                }
                 n += 1;
             }
             st.stats.completed_sends += n as u64;

@@ -193,15 +193,26 @@ fn adopt_held(new: &Arc<SocketEntry>) {
         same
     };
     for old in orphans {
-        let last_stats = {
+        let (last_stats, still_held) = {
             // Lock order: the retiring entry's state, then the live one's.
             let mut st = old.state.lock();
             let moved = st.hand_over(&mut new.state.lock());
             // Counted abandoned when they were held; taken over, they are not.
             st.stats.abandoned_sends = st.stats.abandoned_sends.saturating_sub(moved as u64);
             log::info!("fd {}: took over {moved} sends held since fd {} was forgotten (same socket)", new.fd, old.fd);
-            st.snapshot()
+            (st.snapshot(), st.pending_count() > 0)
         };
+        if still_held {
+            // The new entry could not take them (it has sends of its own in flight): they
+            // stay held, for a later descriptor of the socket.
+            let mut reg = REGISTRY.lock();
+            reg.retiring.retain(|e| !Arc::ptr_eq(e, &old));
+            if reg.held.try_reserve(1).is_ok() {
+                reg.held.push(old);
+                continue;
+            }
+            drop(reg);
+        }
         finish_retiring(&old, &last_stats);
     }
 }
@@ -223,7 +234,9 @@ fn register(reg: &mut Registry, fd: RawFd, mut e: Arc<SocketEntry>) -> Arc<Socke
     // notification ids and SIOCOUTQ are per socket, so two entries sending zero-copy would
     // credit completions to the wrong sends. Only the first entry sends zero-copy; this
     // one copies.
-    if reg.live.values().chain(&reg.held).any(|o| o.inode == inode) {
+    // A retiring entry counts too: it is on its way into `held`, and a zero-copy entry
+    // registered meanwhile could not take its sends over.
+    if reg.live.values().chain(&reg.held).chain(&reg.retiring).any(|o| o.inode == inode) {
         log::debug!("fd {fd}: its socket is registered under another descriptor; copying on this one");
         e_mut.state.get_mut().path = Path::Copy;
     }

@@ -245,6 +245,15 @@ TEST(HostilePeer, TcpPeerClosesMidMessage) {
 
 // ---- 2./3. descriptor numbers reused while a call waits ------------------------------
 
+// Returns once thread `tid` sleeps inside its wait (a few voluntary context switches:
+// the waits sleep in slices), so that what the caller does next happens during the wait,
+// however slowly the thread started. Bounded (10 s).
+inline void waiting_in_the_library(const std::atomic<pid_t>& tid) {
+    wait_for_tid(tid);
+    long start = voluntary_switches(tid.load());
+    for (int i = 0; i < 10000 && voluntary_switches(tid.load()) < start + 3; i++) std::this_thread::sleep_for(1ms);
+}
+
 // Puts a new file of `kind` under number `num` (which the caller just closed).
 enum class Reuse { UnixSocket, Pipe, File, Eventfd };
 int reuse_number(int num, Reuse kind, int* other_end) {
@@ -293,11 +302,13 @@ int spliced_waiter_case(Reuse kind, bool forget) {
     std::atomic<int> result{1};
     std::atomic<bool> ended{false};
     int num = p.a.get();
+    std::atomic<pid_t> tid{0};
     std::thread waiter([&] {
+        tid = current_tid();
         result = blight_process_zerocopy_completions(num, -1);
         ended = true;
     });
-    std::this_thread::sleep_for(100ms);
+    waiting_in_the_library(tid);
     if (forget) ZC_CHILD_CHECK(blight_forget_socket(num) == 1);
     ::close(p.a.release());
     int other = -1;
@@ -305,6 +316,7 @@ int spliced_waiter_case(Reuse kind, bool forget) {
     for (int i = 0; i < 1000 && !ended; i++) std::this_thread::sleep_for(10ms);
     ZC_CHILD_CHECK(ended.load());
     waiter.join();
+    if (result.load() != -EBADF) std::fprintf(stderr, "waiter returned %d\n", result.load());
     ZC_CHILD_CHECK(result.load() == -EBADF);
     ZC_CHILD_CHECK(fc.calls.load() == 0);
     ZC_CHILD_CHECK(peer_reads_message(p.b.get(), n, 5));
@@ -350,11 +362,13 @@ TEST(HostileReuseTcp, WaiterNeverReadsTheNewSocket) {
             int num = p.a.get();
             std::atomic<int> result{1};
             std::atomic<bool> ended{false};
+            std::atomic<pid_t> tid{0};
             std::thread waiter([&] {
+                tid = current_tid();
                 result = blight_process_zerocopy_completions(num, -1);
                 ended = true;
             });
-            std::this_thread::sleep_for(100ms);
+            waiting_in_the_library(tid);
             ZC_CHILD_CHECK(blight_forget_socket(num) >= 0);
             ::close(p.a.release());
             int other = -1;
@@ -392,11 +406,13 @@ TEST(HostileReuseTcp, Dup2OverALiveZeroCopySocket) {
             int num = p.a.get();
             std::atomic<int> result{1};
             std::atomic<bool> ended{false};
+            std::atomic<pid_t> tid{0};
             std::thread waiter([&] {
+                tid = current_tid();
                 result = blight_process_zerocopy_completions(num, -1);
                 ended = true;
             });
-            std::this_thread::sleep_for(100ms);
+            waiting_in_the_library(tid);
             int efd = ::eventfd(0, 0);
             ZC_CHILD_CHECK(::dup2(efd, num) == num);
             ::close(efd);

@@ -25,8 +25,9 @@
 //! The handlers hold the table's and the registry's locks across `fork()` (in the lock
 //! order), so that the child never inherits one locked by another thread. They are
 //! installed when the library is loaded (`zerocopy::on_load`), before any thread can hold
-//! one of these locks. The one other lock a call may take, the logger's, is the logger's
-//! to make fork-safe (it holds none across `write(2)`).
+//! one of these locks. The logger's one-time install is settled before the fork too (so
+//! the logger may be installed by a fork that precedes the first call); the logger itself
+//! holds no lock across `write(2)`.
 use super::fork_lock::reinit_in_child;
 use super::frees::run_frees;
 use super::registry;
@@ -58,6 +59,10 @@ pub(super) fn install_handlers() {
 }
 
 extern "C" fn prepare() {
+    // The logger is installed once, on the first call of the library: a child forked while
+    // another thread was installing it would wait for that install forever. Installing it
+    // here (or waiting for the install in progress) settles it before the fork.
+    crate::logging::init();
     std::mem::forget(TABLE.lock());
     registry::lock_for_fork();
 }

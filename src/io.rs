@@ -22,6 +22,37 @@ pub(crate) enum Interest {
 /// This is how waits stay correct on zero-copy sockets without this module knowing them.
 pub(crate) type PollErrHook<'a> = &'a dyn Fn(RawFd) -> io::Result<bool>;
 
+/// The longest a send waits in `poll(POLLOUT)` before it tries the send again. On AF_UNIX
+/// the kernel wakes no `poll` of the sender when its peer stops reading (`shutdown(SHUT_RD)`,
+/// or a close while the socket is full), but the send itself fails with `EPIPE`: so a send on
+/// a full socket notices such a peer within this time (docs/GUIDE.md, "Timeouts"). A peer
+/// that is merely slow or stopped costs one failed `send` per slice, nothing more.
+pub(crate) const FULL_SOCKET_SLICE_MS: i32 = 100;
+
+/// The longest nap of a wait while `POLLERR` is raised by an error queue this library does
+/// not own (see [`wait_for`]).
+const FOREIGN_POLLERR_MAX_NAP: Duration = Duration::from_millis(100);
+
+/// What a descriptor number names: `(file type, inode)` from `fstat`.
+type Identity = (libc::mode_t, u64);
+
+/// After a wait: fails with `EBADF` if `fd` no longer names the file it named before the
+/// wait (`first` is read on the first call, which must come before any wait). Another
+/// thread closed the number and it was reused: nothing more may be sent to, read from or
+/// learnt about the new file on the old one's behalf. Only on the slow path (after a
+/// socket was found full or empty), never before the first attempt.
+fn check_same_file(fd: RawFd, first: &mut Option<Identity>) -> io::Result<()> {
+    let now = sys::file_identity(fd)?;
+    match *first {
+        None => {
+            *first = Some(now);
+            Ok(())
+        }
+        Some(before) if before == now => Ok(()),
+        Some(_) => Err(error(libc::EBADF)),
+    }
+}
+
 pub(crate) fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
@@ -62,6 +93,7 @@ pub(crate) fn wait_for(fd: RawFd, interest: Interest, timeout_ms: i32, on_poller
         Interest::Read => libc::POLLIN,
         Interest::Write => libc::POLLOUT,
     };
+    let mut nap = Duration::from_millis(1);
     loop {
         let revents = match sys::poll(fd, wanted, remaining_ms(deadline)) {
             Ok(r) => r,
@@ -96,10 +128,14 @@ pub(crate) fn wait_for(fd: RawFd, interest: Interest, timeout_ms: i32, on_poller
             match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
                 Ok(0) => {
                     // An error queue we do not own (timestamps, ICMP reports the caller
-                    // reads itself): POLLERR stays up until the caller reads it, so poll
-                    // would return at once; do not spin on it.
-                    let nap = Duration::from_millis(1);
+                    // reads itself): POLLERR stays up until the caller reads it, and no
+                    // poll or epoll can wait for POLLIN/POLLOUT while it is up (both
+                    // report it at once). What can happen is that the caller reads its
+                    // queue or the socket becomes ready: look again after a nap that
+                    // doubles up to 100 ms, so a long wait costs at most ten wake-ups a
+                    // second instead of a spin.
                     std::thread::sleep(deadline.map_or(nap, |d| nap.min(d.saturating_duration_since(Instant::now()))));
+                    nap = (nap * 2).min(FOREIGN_POLLERR_MAX_NAP);
                 }
                 Ok(code) => return Err(error(code)),
                 Err(e) => return Err(e),
@@ -133,27 +169,44 @@ pub(crate) fn retry_send(
 }
 
 /// [`retry_send`], calling `while_full` each time the socket is full, before waiting.
+///
+/// The wait for room is sliced ([`FULL_SOCKET_SLICE_MS`]): after each slice the send is
+/// tried again, which is how a peer that can no longer read is found (`EPIPE`). After every
+/// wake-up, before trying again, the number is checked to still name the same file
+/// (`EBADF` if another thread closed it and it was reused).
 pub(crate) fn retry_send_with(
     fd: RawFd,
     mut attempt: impl FnMut() -> io::Result<usize>,
     mut while_full: impl FnMut(),
     on_pollerr: PollErrHook,
 ) -> io::Result<usize> {
+    let mut identity = None;
     loop {
         match attempt() {
             Ok(n) => return Ok(n),
             Err(e) => match e.raw_os_error() {
                 Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => {
-                    while_full();
-                    if let Err(wait_error) = wait_for(fd, Interest::Write, -1, on_pollerr) {
-                        // A hung-up peer: let the send itself say what happened (EPIPE).
-                        return match attempt() {
-                            Ok(n) => Ok(n),
-                            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(wait_error),
-                            Err(e) => Err(e),
-                        };
+                    if identity.is_none() {
+                        check_same_file(fd, &mut identity)?;
                     }
+                    while_full();
+                    match wait_for(fd, Interest::Write, FULL_SOCKET_SLICE_MS, on_pollerr) {
+                        // Room, or the slice ended: try again (a peer that can no longer
+                        // read raises no event; the send reports it).
+                        Ok(()) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                        Err(wait_error) => {
+                            check_same_file(fd, &mut identity)?;
+                            // A hung-up peer: let the send itself say what happened (EPIPE).
+                            return match attempt() {
+                                Ok(n) => Ok(n),
+                                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(wait_error),
+                                Err(e) => Err(e),
+                            };
+                        }
+                    }
+                    check_same_file(fd, &mut identity)?;
                 }
                 _ => return Err(e),
             },
@@ -210,6 +263,8 @@ pub(crate) fn sendv_all(fd: RawFd, iov: &[libc::iovec], on_pollerr: PollErrHook)
     let list: &mut [libc::iovec] = if count <= INLINE {
         &mut inline[..count]
     } else {
+        // Out of memory: -ENOMEM with nothing sent (never an abort).
+        heap.try_reserve_exact(count).map_err(|_| error(libc::ENOMEM))?;
         heap.resize(count, empty);
         &mut heap
     };
@@ -243,6 +298,8 @@ pub(crate) fn sendv_all(fd: RawFd, iov: &[libc::iovec], on_pollerr: PollErrHook)
 
 /// Reads exactly `buf.len()` bytes, waiting as long as it takes.
 /// The peer closing before the end is `EBADMSG`.
+/// After every wait the number is checked to still name the same file (`EBADF`): the rest
+/// of a message is never read from another socket.
 pub(crate) fn recv_exact(fd: RawFd, buf: &mut [MaybeUninit<u8>], on_pollerr: PollErrHook) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
@@ -269,6 +326,7 @@ pub(crate) fn recv_exact_after(
     on_pollerr: PollErrHook,
 ) -> io::Result<()> {
     let mut filled = 0;
+    let mut identity = None;
     loop {
         match result {
             Ok(0) => return Err(error(libc::EBADMSG)),
@@ -280,7 +338,10 @@ pub(crate) fn recv_exact_after(
             }
             Err(e) => match e.raw_os_error() {
                 Some(libc::EINTR) => {}
-                Some(libc::EAGAIN) => match wait_for(fd, Interest::Read, -1, on_pollerr) {
+                Some(libc::EAGAIN) => match check_same_file(fd, &mut identity)
+                    .and_then(|()| wait_for(fd, Interest::Read, -1, on_pollerr))
+                    .and_then(|()| check_same_file(fd, &mut identity))
+                {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => return Err(error(libc::EBADMSG)),
                     Err(e) => return Err(e),

@@ -20,6 +20,7 @@
 //! socket tests (GoogleTest, through the installed header) runs under ctest:
 //! `./scripts/test-all.sh`.
 
+mod fallible_alloc;
 mod ffi;
 mod io;
 mod logging;

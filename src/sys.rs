@@ -47,6 +47,18 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     check_size(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
 }
 
+/// The kernel's release (`uname -r`), empty if unreadable.
+pub fn kernel_release() -> String {
+    // SAFETY: utsname is plain data; uname fills it on success, and it is read only then.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid utsname to fill.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    // SAFETY: uname NUL-terminates each field within its array (zeroed above besides).
+    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy().into_owned()
+}
+
 /// `send(2)` of one buffer.
 pub fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: the pointer and length describe `buf`, which outlives the call.
@@ -245,7 +257,11 @@ impl Drop for Pipe {
 
 /// The system's largest pipe capacity (`/proc/sys/fs/pipe-max-size`), if readable.
 pub fn pipe_max_size() -> Option<usize> {
-    std::fs::read_to_string("/proc/sys/fs/pipe-max-size").ok()?.trim().parse().ok()
+    use std::io::Read;
+    // Read into the stack: this runs on a send path, where out of memory must not abort.
+    let mut buf = [0u8; 32];
+    let n = std::fs::File::open("/proc/sys/fs/pipe-max-size").ok()?.read(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 /// Blocks `SIGPIPE` in the calling thread while alive.

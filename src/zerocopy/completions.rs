@@ -44,11 +44,17 @@ pub(super) fn drain_error_queue_of(entry: &SocketEntry) -> io::Result<(usize, us
 /// Drains the error queue of `entry`'s socket, reading through `fd`: any descriptor of it.
 fn drain_error_queue_via(entry: &SocketEntry, fd: RawFd) -> io::Result<Drained> {
     let mut d = Drained::default();
+    // Room made before anything is read (out of memory reads nothing): one message carries
+    // at most a few control messages (the control buffer of `recv_error_queue`).
     let mut notes: Vec<Notification> = Vec::new();
+    notes.try_reserve(NOTES_PER_MESSAGE).map_err(|_| error(libc::ENOMEM))?;
     loop {
         notes.clear();
         let flags = sys::recv_error_queue(fd, |level, kind, ee| match QueueMessage::classify(level, kind, ee) {
-            QueueMessage::Completion(n) => notes.push(n),
+            QueueMessage::Completion(n) if notes.len() < notes.capacity() => notes.push(n),
+            QueueMessage::Completion(_) => {
+                log::warn!("fd {fd}: more notifications in one message than expected; one is lost")
+            }
             QueueMessage::Error(code) => {
                 log::debug!("fd {fd}: error queue holds a socket error (origin {}, errno {code})", ee.ee_origin);
                 d.error.get_or_insert(code);
@@ -91,12 +97,22 @@ fn settle(entry: &SocketEntry, d: Drained) -> io::Result<usize> {
     }
 }
 
+/// Room for the notifications of one error-queue message.
+const NOTES_PER_MESSAGE: usize = 8;
+
 /// Completes the sends `notes` cover, frees what became free, and applies the COPIED rule.
 fn apply_notifications(entry: &SocketEntry, notes: &[Notification]) -> usize {
     let mut freed = Vec::new();
     let mut completed = 0;
     {
         let mut st = entry.state.lock();
+        // Every buffer it frees had a send pending here: room for all of them, made before
+        // anything completes. Out of memory: the notes are lost and their buffers kept (a
+        // leak, never an early free).
+        if freed.try_reserve(st.pending.len()).is_err() {
+            log::error!("fd {}: out of memory; {} notifications dropped, their buffers kept", entry.fd, notes.len());
+            return 0;
+        }
         let mut table = TABLE.lock();
         let st = &mut *st;
         for n in notes {
@@ -104,7 +120,9 @@ fn apply_notifications(entry: &SocketEntry, notes: &[Notification]) -> usize {
             st.pending.complete(n.first, n.last, |s| {
                 sends += 1;
                 bytes += s.bytes as u64;
-                freed.extend(table.send_completed(s.buffer));
+                if let Some(f) = table.send_completed(s.buffer) {
+                    freed.push(f); // within the room made above
+                }
             });
             completed += sends as usize;
             st.stats.completed_sends += sends;
@@ -132,13 +150,42 @@ fn apply_notifications(entry: &SocketEntry, notes: &[Notification]) -> usize {
 const POLL_SLICE_MS: i32 = 20;
 
 /// Completes the sends of `entry` that the kernel is done with, waiting up to `timeout_ms`
-/// (`-1`: forever) for the first one when some are pending.
+/// (`-1`: forever) for the first one when some are pending. Checks before every read that
+/// the entry's number still names its socket (`EBADF` if not).
 pub(super) fn complete_sends(entry: &SocketEntry, timeout_ms: i32) -> io::Result<usize> {
-    complete_sends_via(entry, entry.fd, timeout_ms)
+    complete_sends_via(entry, entry.fd, timeout_ms, Checked::No)
+}
+
+/// Whether the caller has just read the identity of the descriptor (no wait since).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Checked {
+    Yes,
+    No,
+}
+
+/// Before a read that follows a wait: fails with `EBADF` unless `fd` still names the
+/// socket of `entry` (another thread may have closed the number and opened something else
+/// under it; its counters and error queue are not ours to read). `checked` skips the first
+/// check when the caller has just made it.
+fn still_ours(entry: &SocketEntry, fd: RawFd, checked: &mut Checked) -> io::Result<()> {
+    if std::mem::replace(checked, Checked::No) == Checked::Yes {
+        return Ok(());
+    }
+    if registry::names_socket(fd, entry.inode)? {
+        Ok(())
+    } else {
+        log::debug!("fd {fd}: closed and reused while waiting for its completions; nothing read");
+        Err(error(libc::EBADF))
+    }
 }
 
 /// [`complete_sends`], reading the socket through `fd` (any descriptor of it).
-pub(super) fn complete_sends_via(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> io::Result<usize> {
+pub(super) fn complete_sends_via(
+    entry: &SocketEntry,
+    fd: RawFd,
+    timeout_ms: i32,
+    mut checked: Checked,
+) -> io::Result<usize> {
     let (spliced, notifications) = {
         let st = entry.state.lock();
         (!st.spliced.pending.is_empty(), st.notifications)
@@ -147,7 +194,7 @@ pub(super) fn complete_sends_via(entry: &SocketEntry, fd: RawFd, timeout_ms: i32
     // refused) still has the sends it spliced before, and one that copies with SO_ZEROCOPY
     // on (used again after blight_forget_socket) still gets notifications.
     if spliced {
-        return complete_spliced(entry, fd, timeout_ms);
+        return complete_spliced(entry, fd, timeout_ms, checked);
     }
     if !notifications {
         // SO_ZEROCOPY is off: nothing to read, and on AF_UNIX the error queue is the data.
@@ -159,6 +206,7 @@ pub(super) fn complete_sends_via(entry: &SocketEntry, fd: RawFd, timeout_ms: i32
     let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     let left_ms = || deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis() as i32);
     loop {
+        still_ours(entry, fd, &mut checked)?;
         let n = settle(entry, drain_error_queue_via(entry, fd)?)?;
         if n > 0 || timeout_ms == 0 || entry.state.lock().pending.is_empty() {
             return Ok(n);
@@ -178,6 +226,7 @@ pub(super) fn complete_sends_via(entry: &SocketEntry, fd: RawFd, timeout_ms: i32
             Ok(r) if r & libc::POLLNVAL != 0 => return Err(error(libc::EBADF)),
             Ok(r) if r & libc::POLLERR == 0 && r != 0 => {
                 // Hung up with nothing queued: nothing more will come.
+                still_ours(entry, fd, &mut checked)?;
                 return settle(entry, drain_error_queue_via(entry, fd)?);
             }
             Ok(_) => {}
@@ -214,10 +263,12 @@ pub(crate) fn drain_for_wait(fd: RawFd) -> io::Result<bool> {
 ///
 /// `fd` is any descriptor of the entry's socket (`SIOCOUTQ` is per socket): the entry's
 /// own, or a dup's when the entry's descriptor was closed.
-fn complete_spliced(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> std::io::Result<usize> {
+fn complete_spliced(entry: &SocketEntry, fd: RawFd, timeout_ms: i32, mut checked: Checked) -> std::io::Result<usize> {
     let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     let mut backoff = Duration::from_micros(50);
     loop {
+        // SIOCOUTQ of another file would complete our sends on its word.
+        still_ours(entry, fd, &mut checked)?;
         let mut freed = Vec::new();
         let (completed, pending) = {
             let mut st = entry.state.lock();
@@ -226,6 +277,8 @@ fn complete_spliced(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> std::io:
             }
             // Read `written` before SIOCOUTQ, under the lock: every byte counted in it is
             // already in the socket, so `written - outq` never overstates consumption.
+            // Room first (out of memory completes nothing, and SIOCOUTQ can be read again).
+            freed.try_reserve(st.spliced.pending.len()).map_err(|_| error(libc::ENOMEM))?;
             let written = st.spliced.written;
             let outq = sys::ioctl_int(fd, sys::SIOCOUTQ)?.max(0) as u64;
             let consumed = written.saturating_sub(outq);
@@ -233,7 +286,9 @@ fn complete_spliced(entry: &SocketEntry, fd: RawFd, timeout_ms: i32) -> std::io:
             let mut n = 0;
             while st.spliced.pending.front().is_some_and(|(end, _)| *end <= consumed) {
                 let (_, s) = st.spliced.pending.pop_front().expect("front exists");
-                freed.extend(table.send_completed(s.buffer));
+                if let Some(f) = table.send_completed(s.buffer) {
+                    freed.push(f); // within the room made above
+                }
                 n += 1;
             }
             st.stats.completed_sends += n as u64;

@@ -20,7 +20,15 @@ pub(super) fn run_frees(freed: impl IntoIterator<Item = Freed>) {
     }
     let now = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
         Some(queue) => {
-            queue.extend(&mut freed);
+            for f in &mut freed {
+                if queue.try_reserve(1).is_ok() {
+                    queue.push(f);
+                } else {
+                    // Out of memory: kept, never run early (inside a send a free_fn could
+                    // re-enter it); a leak instead of an abort.
+                    log::error!("out of memory; a buffer whose free_fn was due is kept");
+                }
+            }
             false
         }
         None => true,

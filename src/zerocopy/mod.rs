@@ -16,6 +16,7 @@ mod completions;
 mod copied_run;
 mod fast_hash;
 mod fork;
+mod fork_lock;
 mod frees;
 mod notify;
 #[cfg(test)]
@@ -55,6 +56,20 @@ static THRESHOLD: Lazy<AtomicUsize> = Lazy::new(|| {
 /// How long forgetting a socket waits for its outstanding completions.
 const FORGET_WAIT: Duration = Duration::from_millis(100);
 
+/// Runs when the library is loaded (its ELF constructor), before any thread can hold a lock
+/// of it: installs the `fork()` handlers, and makes the logger and the lazily read settings
+/// ready (a child forked while another thread was setting one up would wait for it forever).
+extern "C" fn on_load() {
+    crate::logging::init();
+    Lazy::force(&THRESHOLD);
+    socket_state::splice_allowed();
+    fork::install_handlers();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static ON_LOAD: extern "C" fn() = on_load;
+
 pub(crate) fn threshold() -> usize {
     THRESHOLD.load(Ordering::Relaxed)
 }
@@ -86,7 +101,9 @@ pub(crate) fn send(
         Ok(None) => unreachable!("lookup with create returns an entry"),
         Err(e) => return (0, Err(e)),
     };
-    let id = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user);
+    let Ok(id) = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user) else {
+        return (0, Err(error(libc::ENOMEM))); // nothing sent, nothing taken
+    };
     let result = deferring_frees(|| loop {
         match send::send_buffer(&entry, id, data, threshold) {
             // blight_forget_socket ran between the lookup and the send: nothing sent yet.
@@ -129,6 +146,10 @@ fn send_small(
             return None;
         }
     }
+    // Registered before the copy: out of memory must mean nothing sent and nothing taken.
+    let Ok(id) = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user) else {
+        return Some((0, Err(error(libc::ENOMEM))));
+    };
     let mut side = Some(side);
     let (copied, result) = match send::copy_first(fd, data) {
         Ok(n) if n == data.len() => (send::Copied { sends: 1, bytes: n as u64 }, Ok(())),
@@ -153,12 +174,11 @@ fn send_small(
         if copied.sends == 0 && matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENOTSOCK)) {
             // The number no longer names this socket: the full path reports it with
             // nothing registered, as for any descriptor that is not a socket.
+            TABLE.lock().withdraw(id);
             return None;
         }
     }
     registry::count_copies(&entry, copied.sends, copied.bytes);
-    // Registered after the copy (the table only has to free it at release).
-    let id = TABLE.lock().register(data.as_ptr() as *mut u8, data.len(), free_fn, user);
     Some((id, result))
 }
 
@@ -202,7 +222,8 @@ pub(crate) fn process_completions(fd: RawFd, timeout_ms: i32) -> io::Result<usiz
         // flight can move to it if the descriptor that made them goes away (see `retire`).
         registry::lookup(fd, true)?;
     }
-    completions::complete_sends_via(&entry, fd, timeout_ms)
+    // `lookup` has just read the descriptor's identity: the first pass reads without another.
+    completions::complete_sends_via(&entry, fd, timeout_ms, completions::Checked::Yes)
 }
 
 /// `blight_release_buffer`.
@@ -246,15 +267,15 @@ pub(crate) fn forget(fd: RawFd) -> io::Result<usize> {
         (Ok(_), None) => return Err(error(libc::ENOTSOCK)),
         (Err(e), _) => return Err(e),
     };
-    let side = match open_until {
-        // A send in progress in another thread holds the send lock, and may wait for the
-        // peer for as long as the peer does not read: wait for it only until the deadline.
-        Some(deadline) => entry.send.try_lock_until(deadline).ok_or_else(|| {
-            log::debug!("fd {fd}: a send on this socket is in progress in another thread; not forgotten");
-            error(libc::EBUSY)
-        })?,
-        None => entry.send.lock(),
-    };
+    // A send in progress in another thread holds the send lock, and may wait for the peer
+    // for as long as the peer does not read (a blocking socket blocks in the kernel, also
+    // after its number was closed): wait for it only until the deadline, whether the
+    // socket is open or closed. No call waits on a lock held by a thread that blocks.
+    let deadline = open_until.unwrap_or_else(|| Instant::now() + FORGET_WAIT);
+    let side = entry.send.try_lock_until(deadline).ok_or_else(|| {
+        log::debug!("fd {fd}: a send on this socket is in progress in another thread; not forgotten");
+        error(libc::EBUSY)
+    })?;
     Ok(deferring_frees(|| {
         if open_until.is_some() {
             // What completed while a send finished is not held.
@@ -272,7 +293,7 @@ pub(crate) fn forget(fd: RawFd) -> io::Result<usize> {
 /// socket's large chunks take now (`None` for the totals and for unknown sockets).
 pub(crate) fn stats(fd: RawFd) -> io::Result<(Stats, Option<Route>)> {
     if fd == -1 {
-        return Ok((registry::totals(), None));
+        return Ok((registry::totals()?, None));
     }
     Ok(match registry::lookup(fd, false)? {
         Some(e) => {

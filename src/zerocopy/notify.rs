@@ -100,6 +100,11 @@ impl PendingSends {
         self.waiting == 0
     }
 
+    /// Makes room for one more [`push`](Self::push) (false: out of memory).
+    pub fn reserve_one(&mut self) -> bool {
+        self.slots.try_reserve(1).is_ok()
+    }
+
     /// Records the send that got notification id `id`; ids must be consecutive.
     pub fn push(&mut self, id: u32, send: PendingSend) {
         if self.slots.is_empty() {

@@ -125,12 +125,15 @@ impl<'a> Harness<'a> {
 
     fn send(&mut self, chunks: u8) {
         let b = self.model.buffers.len();
-        let table_id = self.table.register(
-            (b + 1) as *mut u8,
-            chunks as usize + 1000,
-            Some(record_free),
-            self.log as *const _ as *mut c_void,
-        );
+        let table_id = self
+            .table
+            .register(
+                (b + 1) as *mut u8,
+                chunks as usize + 1000,
+                Some(record_free),
+                self.log as *const _ as *mut c_void,
+            )
+            .unwrap();
         self.model.buffers.push(Buf { table_id, chunks: chunks as u32, completed: 0, released: false, freed: false });
         for _ in 0..chunks {
             let nid = self.model.next_id;

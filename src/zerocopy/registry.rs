@@ -13,9 +13,22 @@ use std::sync::Arc;
 
 static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(|| Mutex::new(Registry::default()));
 
-/// For the `fork()` handlers: holds the registry's lock across the fork.
+/// For the `fork()` handlers: holds the registry's lock across the fork, with the list of
+/// the sockets the child inherits made ready (in the parent, where allocating is safe).
 pub(super) fn lock_for_fork() {
-    std::mem::forget(REGISTRY.lock());
+    let mut reg = REGISTRY.lock();
+    let reg_ref = &mut *reg;
+    let known: usize = reg_ref.live.len() + reg_ref.retiring.len() + reg_ref.held.len() + reg_ref.inherited.len();
+    reg_ref.at_fork.clear();
+    if reg_ref.at_fork.try_reserve(known).is_ok() {
+        let inodes = reg_ref.live.values().chain(&reg_ref.retiring).chain(&reg_ref.held).map(|e| e.inode);
+        reg_ref.at_fork.extend(inodes.chain(reg_ref.inherited.iter().copied()));
+        reg_ref.at_fork_incomplete = reg_ref.inherit_unknown;
+    } else {
+        // Out of memory: the child treats every socket found with SO_ZEROCOPY on as inherited.
+        reg_ref.at_fork_incomplete = true;
+    }
+    std::mem::forget(reg);
 }
 
 /// For the `fork()` handlers, after [`lock_for_fork`] in the same thread.
@@ -26,13 +39,31 @@ pub(super) unsafe fn unlock_after_fork() {
     REGISTRY.force_unlock();
 }
 
+/// For the child's `fork()` handler, instead of [`unlock_after_fork`]: see
+/// `fork::reinit_in_child`.
+///
+/// # Safety
+/// Only in the child's handler, whose thread is the only one of the process.
+pub(super) unsafe fn reinit_lock_in_child() {
+    super::fork_lock::reinit_in_child(&REGISTRY);
+}
+
 /// For the child's `fork()` handler, with the lock held by [`lock_for_fork`]: forgets every
 /// socket (their sends in flight are the parent's). The entries' pipes are closed (the
 /// child's copies).
 pub(super) fn reset_in_child() {
     // SAFETY: the child's only thread holds the lock (taken in `lock_for_fork`).
     let reg = unsafe { &mut *REGISTRY.data_ptr() };
-    *reg = Registry::default();
+    let inherited = std::mem::take(&mut reg.at_fork);
+    let inherit_unknown = reg.at_fork_incomplete;
+    *reg = Registry { inherited, inherit_unknown, ..Registry::default() };
+}
+
+/// For the parent's `fork()` handler, with the lock held by [`lock_for_fork`].
+pub(super) fn after_fork_in_parent() {
+    // SAFETY: this thread holds the lock (taken in `lock_for_fork`).
+    let reg = unsafe { &mut *REGISTRY.data_ptr() };
+    reg.at_fork.clear();
 }
 
 /// Every socket is counted in exactly one of these places, so the process totals read
@@ -48,6 +79,17 @@ struct Registry {
     held: Vec<Arc<SocketEntry>>,
     /// Statistics of sockets that were forgotten (or found closed and reused).
     retired: Stats,
+    /// In a forked child: the sockets (inodes) the parent (or an ancestor) knew at the
+    /// fork. They share their error queue and notification counter with the parent, whose
+    /// sends may still be in flight: this process copies on them and never reads their
+    /// error queue, so the parent's sends complete as if the child did not exist.
+    inherited: Vec<u64>,
+    /// In a forked child whose list above could not be made (out of memory at the fork):
+    /// every socket found with `SO_ZEROCOPY` already on is treated as inherited.
+    inherit_unknown: bool,
+    /// Made by [`lock_for_fork`] for the child.
+    at_fork: Vec<u64>,
+    at_fork_incomplete: bool,
 }
 
 impl Registry {
@@ -64,6 +106,12 @@ impl Registry {
 /// closed socket's entry (see `zerocopy::send`).
 pub(super) fn registered(fd: RawFd) -> Option<Arc<SocketEntry>> {
     REGISTRY.lock().live.get(&fd).cloned()
+}
+
+/// Whether `fd` names socket `inode` now (one identity read; a closed number is `EBADF`).
+pub(super) fn names_socket(fd: RawFd, inode: u64) -> io::Result<bool> {
+    let (kind, now) = sys::file_identity(fd)?;
+    Ok(kind == libc::S_IFSOCK && now == inode)
 }
 
 /// Removes `fd`'s entry if it still is `entry`: false when another thread already removed
@@ -100,8 +148,17 @@ pub(super) fn lookup(fd: RawFd, create: bool) -> io::Result<Option<Arc<SocketEnt
                 match matches(&reg, kind, inode) {
                     Some(e) => (Some(e), None, true),
                     None => {
+                        // Room first, so that nothing changes when memory is short.
+                        if reg.retiring.try_reserve(1).is_err() || reg.live.try_reserve(1).is_err() {
+                            return Err(error(libc::ENOMEM));
+                        }
+                        let found = match (create && is_socket).then(|| SocketEntry::probe_boxed(fd, inode)) {
+                            Some(None) => return Err(error(libc::ENOMEM)),
+                            Some(Some(e)) => Some(e),
+                            None => None,
+                        };
                         let stale = reg.remove(fd);
-                        let found = (create && is_socket).then(|| register(&mut reg, fd, inode));
+                        let found = found.map(|e| register(&mut reg, fd, e));
                         (found, stale, is_socket)
                     }
                 }
@@ -136,13 +193,26 @@ fn adopt_held(new: &Arc<SocketEntry>) {
         same
     };
     for old in orphans {
-        let last_stats = {
+        let (last_stats, still_held) = {
             // Lock order: the retiring entry's state, then the live one's.
             let mut st = old.state.lock();
             let moved = st.hand_over(&mut new.state.lock());
+            // Counted abandoned when they were held; taken over, they are not.
+            st.stats.abandoned_sends = st.stats.abandoned_sends.saturating_sub(moved as u64);
             log::info!("fd {}: took over {moved} sends held since fd {} was forgotten (same socket)", new.fd, old.fd);
-            st.snapshot()
+            (st.snapshot(), st.pending_count() > 0)
         };
+        if still_held {
+            // The new entry could not take them (it has sends of its own in flight): they
+            // stay held, for a later descriptor of the socket.
+            let mut reg = REGISTRY.lock();
+            reg.retiring.retain(|e| !Arc::ptr_eq(e, &old));
+            if reg.held.try_reserve(1).is_ok() {
+                reg.held.push(old);
+                continue;
+            }
+            drop(reg);
+        }
         finish_retiring(&old, &last_stats);
     }
 }
@@ -155,18 +225,28 @@ fn finish_retiring(entry: &Arc<SocketEntry>, last_stats: &Stats) {
     reg.retiring.retain(|e| !Arc::ptr_eq(e, entry));
 }
 
-/// Probes socket `fd` (`inode`, read under the registry lock) and registers it.
-fn register(reg: &mut Registry, fd: RawFd, inode: u64) -> Arc<SocketEntry> {
-    let mut e = SocketEntry::probe(fd, inode);
+/// Registers `e`, socket `fd` just probed (its inode read under the registry lock); the
+/// caller has reserved room in `live`.
+fn register(reg: &mut Registry, fd: RawFd, mut e: Arc<SocketEntry>) -> Arc<SocketEntry> {
+    let inode = e.inode;
+    let e_mut = Arc::get_mut(&mut e).expect("a new entry has no other reference");
     // Another descriptor of this same socket (dup, fork) is registered: the kernel's
     // notification ids and SIOCOUTQ are per socket, so two entries sending zero-copy would
     // credit completions to the wrong sends. Only the first entry sends zero-copy; this
     // one copies.
-    if reg.live.values().chain(&reg.held).any(|o| o.inode == inode) {
+    // A retiring entry counts too: it is on its way into `held`, and a zero-copy entry
+    // registered meanwhile could not take its sends over.
+    if reg.live.values().chain(&reg.held).chain(&reg.retiring).any(|o| o.inode == inode) {
         log::debug!("fd {fd}: its socket is registered under another descriptor; copying on this one");
-        e.state.get_mut().path = Path::Copy;
+        e_mut.state.get_mut().path = Path::Copy;
     }
-    let e = Arc::new(e);
+    let st = e_mut.state.get_mut();
+    // `notifications` on a copying socket: SO_ZEROCOPY was on before this process saw it.
+    if reg.inherited.contains(&inode) || (reg.inherit_unknown && st.notifications && st.path == Path::Copy) {
+        log::debug!("fd {fd}: inherited over fork() from a process that sent zero-copy on it; copying, its error queue left alone");
+        st.path = Path::Copy;
+        st.notifications = false;
+    }
     reg.live.insert(fd, e.clone());
     e
 }
@@ -213,7 +293,14 @@ pub(super) fn retire_with(entry: &Arc<SocketEntry>, mut side: MutexGuard<'_, Sen
     if held > 0 {
         let mut reg = REGISTRY.lock();
         reg.retiring.retain(|e| !Arc::ptr_eq(e, entry));
-        reg.held.push(entry.clone());
+        if reg.held.try_reserve(1).is_ok() {
+            reg.held.push(entry.clone());
+        } else {
+            // Out of memory: the entry is dropped, its buffers stay in the table, counted in
+            // flight, never freed: a leak, never a page freed under the kernel.
+            log::error!("fd {}: out of memory; {held} held sends can never be taken over", entry.fd);
+            reg.retired.add(&last_stats);
+        }
     } else {
         // Nothing changes a retired entry's statistics any more.
         finish_retiring(entry, &last_stats);
@@ -227,9 +314,16 @@ pub(super) fn holds(inode: u64) -> bool {
     REGISTRY.lock().held.iter().any(|e| e.inode == inode)
 }
 
-/// The registered entries of socket `inode` (its descriptors: dup, fork).
+/// The registered entries of socket `inode` (its descriptors: dup, fork). Out of memory:
+/// none (no heir, no other descriptor to complete through: sends are held, never freed).
 pub(super) fn same_socket(inode: u64) -> Vec<Arc<SocketEntry>> {
-    REGISTRY.lock().live.values().filter(|e| e.inode == inode).cloned().collect()
+    let reg = REGISTRY.lock();
+    let mut out = Vec::new();
+    let n = reg.live.values().filter(|e| e.inode == inode).count();
+    if out.try_reserve_exact(n).is_ok() {
+        out.extend(reg.live.values().filter(|e| e.inode == inode).cloned());
+    }
+    out
 }
 
 /// Whose sends are completed by what is read through a descriptor of socket `inode` whose
@@ -267,10 +361,14 @@ pub(super) fn count_copies(entry: &SocketEntry, sends: u64, bytes: u64) {
 }
 
 /// The statistics of every socket the process used, forgotten ones included.
-pub(super) fn totals() -> Stats {
+pub(super) fn totals() -> io::Result<Stats> {
     let (mut total, known) = {
         let reg = REGISTRY.lock();
-        let known: Vec<_> = reg.live.values().chain(&reg.retiring).chain(&reg.held).cloned().collect();
+        let mut known = Vec::new();
+        known
+            .try_reserve_exact(reg.live.len() + reg.retiring.len() + reg.held.len())
+            .map_err(|_| error(libc::ENOMEM))?;
+        known.extend(reg.live.values().chain(&reg.retiring).chain(&reg.held).cloned());
         (reg.retired, known)
     };
     // An entry retired from here on adds to `retired` after the copy above: it is counted
@@ -278,5 +376,5 @@ pub(super) fn totals() -> Stats {
     for e in known {
         total.add(&e.state.lock().snapshot());
     }
-    total
+    Ok(total)
 }

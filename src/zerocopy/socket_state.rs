@@ -30,6 +30,13 @@ pub struct SplicedSends {
     pub pending: VecDeque<(u64, PendingSend)>,
 }
 
+impl SplicedSends {
+    /// Makes room for one more pending send (false: out of memory).
+    pub fn reserve_one(&mut self) -> bool {
+        self.pending.try_reserve(1).is_ok()
+    }
+}
+
 #[derive(Debug)]
 pub struct SocketState {
     pub path: Path,
@@ -78,6 +85,24 @@ impl SocketState {
         if moved == 0 || heir.path != Path::Copy || heir.pending_count() > 0 {
             return 0;
         }
+        // What the moved sends were counted as moves with them, so that each socket's
+        // statistics stay consistent (a send's completion, COPIED report included, lands
+        // on the entry that sent it: `kernel_copied_bytes` stays a part of
+        // `zerocopy_bytes`, `completed_sends` of the sends). The totals do not change.
+        let zc_bytes: u64 = self.pending.iter().map(|s| s.bytes as u64).sum();
+        let sp_bytes: u64 = self.spliced.pending.iter().map(|(_, s)| s.bytes as u64).sum();
+        let (zc, sp) = (self.pending.len() as u64, self.spliced.pending.len() as u64);
+        let (from, to) = (&mut self.stats, &mut heir.stats);
+        for (src, dst, n) in [
+            (&mut from.zerocopy_sends, &mut to.zerocopy_sends, zc),
+            (&mut from.zerocopy_bytes, &mut to.zerocopy_bytes, zc_bytes),
+            (&mut from.splice_sends, &mut to.splice_sends, sp),
+            (&mut from.splice_bytes, &mut to.splice_bytes, sp_bytes),
+        ] {
+            let n = n.min(*src);
+            *src -= n;
+            *dst += n;
+        }
         heir.path = self.path;
         heir.kernel_copies = self.kernel_copies;
         heir.copied_run = self.copied_run;
@@ -98,7 +123,7 @@ impl SocketState {
 /// stream sockets then copy, whatever their [`SplicePolicy`] (the operator's switch wins).
 pub(crate) const SPLICE_ENV: &str = "BLIGHT_SOCKET_SPLICE";
 
-fn splice_allowed() -> bool {
+pub(super) fn splice_allowed() -> bool {
     static ALLOWED: once_cell::sync::Lazy<bool> = once_cell::sync::Lazy::new(|| {
         !matches!(std::env::var(SPLICE_ENV).as_deref().map(str::trim), Ok("0" | "off" | "no" | "false"))
     });
@@ -217,6 +242,52 @@ impl SocketState {
 pub struct SendSide {
     pub pipe: Option<sys::Pipe>,
     pub pipe_capacity: usize,
+    /// After a transient failure of the splice path (no descriptor for its pipe, no memory,
+    /// memory vmsplice cannot pin): when to try it again.
+    pub backoff: Backoff,
+}
+
+/// A retry back-off: after a failure, wait 10 ms, doubling per failure up to 5 s; a
+/// success starts over.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    until: Option<std::time::Instant>,
+    failures: u32,
+}
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The wait after `failures` failures in a row (at least one).
+    pub fn delay(failures: u32) -> std::time::Duration {
+        Self::FIRST.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(Self::MAX)
+    }
+
+    /// Whether the back-off is still running (one clock read, only after a failure).
+    pub fn waiting(&mut self) -> bool {
+        match self.until {
+            Some(t) if std::time::Instant::now() < t => true,
+            Some(_) => {
+                self.until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// One more failure: returns the wait before the next try.
+    pub fn failed(&mut self) -> std::time::Duration {
+        self.failures = self.failures.saturating_add(1);
+        let d = Self::delay(self.failures);
+        self.until = Some(std::time::Instant::now() + d);
+        d
+    }
+
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+        self.until = None;
+    }
 }
 
 /// One socket known to the library (its two locks take their place in the order stated
@@ -233,6 +304,11 @@ pub struct SocketEntry {
 }
 
 impl SocketEntry {
+    /// [`probe`](Self::probe), shared: `None` when memory is short (never an abort).
+    pub fn probe_boxed(fd: RawFd, inode: u64) -> Option<std::sync::Arc<SocketEntry>> {
+        crate::fallible_alloc::arc_new(SocketEntry::probe(fd, inode))
+    }
+
     /// Probes the socket and picks its path, enabling `SO_ZEROCOPY` where it applies.
     pub fn probe(fd: RawFd, inode: u64) -> SocketEntry {
         let domain = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(-1);
@@ -365,6 +441,24 @@ mod tests {
     }
 
     #[test]
+    fn backoff_doubles_from_10_ms_up_to_5_s_and_starts_over_after_a_success() {
+        use std::time::Duration;
+        assert_eq!(Backoff::delay(1), Duration::from_millis(10));
+        assert_eq!(Backoff::delay(2), Duration::from_millis(20));
+        assert_eq!(Backoff::delay(9), Duration::from_millis(2560));
+        assert_eq!(Backoff::delay(10), Duration::from_secs(5));
+        assert_eq!(Backoff::delay(u32::MAX), Duration::from_secs(5));
+        let mut b = Backoff::default();
+        assert!(!b.waiting());
+        assert_eq!(b.failed(), Duration::from_millis(10));
+        assert!(b.waiting());
+        assert_eq!(b.failed(), Duration::from_millis(20));
+        b.succeeded();
+        assert!(!b.waiting());
+        assert_eq!(b.failed(), Duration::from_millis(10));
+    }
+
+    #[test]
     fn hand_over_shifts_spliced_positions_past_the_heirs_own_writes() {
         let mut old = state(Path::Splice);
         old.spliced.written = 300;
@@ -378,6 +472,27 @@ mod tests {
         // written - SIOCOUTQ >= end must mean what it meant before: 300 - q >= 200.
         assert_eq!(ends, [250, 350]);
         assert_eq!(old.pending_count(), 0);
+    }
+
+    #[test]
+    fn hand_over_moves_the_statistics_of_the_moved_sends() {
+        let mut old = state(Path::MsgZerocopy);
+        old.pending.push(0, send(1));
+        old.pending.push(1, send(2));
+        old.stats.zerocopy_sends = 3; // one completed before
+        old.stats.zerocopy_bytes = 300;
+        old.stats.completed_sends = 1;
+        let mut heir = state(Path::Copy);
+        heir.stats.copied_bytes = 50;
+        assert_eq!(old.hand_over(&mut heir), 2);
+        assert_eq!((old.stats.zerocopy_sends, old.stats.zerocopy_bytes), (1, 100));
+        assert_eq!((heir.stats.zerocopy_sends, heir.stats.zerocopy_bytes), (2, 200));
+        assert_eq!(heir.stats.copied_bytes, 50);
+        // Completing both on the heir, COPIED: kernel_copied stays within zerocopy there.
+        heir.pending.complete(0, 1, |s| {
+            heir.stats.kernel_copied_bytes += s.bytes as u64;
+        });
+        assert!(heir.stats.kernel_copied_bytes <= heir.stats.zerocopy_bytes);
     }
 
     #[test]

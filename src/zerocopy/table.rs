@@ -56,6 +56,10 @@ impl Freed {
 #[derive(Debug, PartialEq, Eq)]
 pub struct UnknownId;
 
+/// The table could not grow (out of memory): nothing was registered.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NoMemory;
+
 #[derive(Debug)]
 pub struct BufferTable {
     next_id: u64,
@@ -69,12 +73,28 @@ impl Default for BufferTable {
 }
 
 impl BufferTable {
-    /// Takes ownership of a buffer; returns its id (never 0, never reused).
-    pub fn register(&mut self, data: *mut u8, size: usize, free_fn: Option<FreeFn>, user: *mut c_void) -> u64 {
+    /// Takes ownership of a buffer; returns its id (never 0, never reused), or [`NoMemory`]
+    /// when the table cannot grow, with nothing registered (never an abort).
+    pub fn register(
+        &mut self,
+        data: *mut u8,
+        size: usize,
+        free_fn: Option<FreeFn>,
+        user: *mut c_void,
+    ) -> Result<u64, NoMemory> {
+        self.buffers.try_reserve(1).map_err(|_| NoMemory)?;
         let id = self.next_id;
         self.next_id += 1;
         self.buffers.insert(id, Buffer { data, size, free_fn, user, in_flight: 0, released: false });
-        id
+        Ok(id)
+    }
+
+    /// Unregisters `id`, which nothing was sent from, without freeing it: the caller keeps
+    /// the buffer (a send that turned out to have no socket to go to).
+    pub fn withdraw(&mut self, id: u64) {
+        if let Some(b) = self.buffers.remove(&id) {
+            debug_assert!(b.in_flight == 0 && !b.released, "withdrawn after a send");
+        }
     }
 
     /// One more send of `id` that the kernel will report complete.
@@ -155,16 +175,16 @@ mod tests {
 
     fn table_with(counter: &AtomicUsize) -> (BufferTable, u64) {
         let mut t = BufferTable::default();
-        let id = t.register(std::ptr::null_mut(), 7, Some(count_free), counter as *const _ as *mut c_void);
+        let id = t.register(std::ptr::null_mut(), 7, Some(count_free), counter as *const _ as *mut c_void).unwrap();
         (t, id)
     }
 
     #[test]
     fn ids_start_at_one_and_are_never_reused() {
         let mut t = BufferTable::default();
-        let a = t.register(std::ptr::null_mut(), 0, None, std::ptr::null_mut());
+        let a = t.register(std::ptr::null_mut(), 0, None, std::ptr::null_mut()).unwrap();
         t.release(a).unwrap().unwrap().run();
-        let b = t.register(std::ptr::null_mut(), 0, None, std::ptr::null_mut());
+        let b = t.register(std::ptr::null_mut(), 0, None, std::ptr::null_mut()).unwrap();
         assert_eq!((a, b), (1, 2));
         assert_eq!(t.release(a).unwrap_err(), UnknownId);
     }
@@ -215,6 +235,16 @@ mod tests {
         assert_eq!(t.release(0).unwrap_err(), UnknownId);
         assert_eq!(t.release(u64::MAX).unwrap_err(), UnknownId);
         assert_eq!(counter.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn withdraw_gives_the_buffer_back_unfreed() {
+        let counter = AtomicUsize::new(0);
+        let (mut t, id) = table_with(&counter);
+        t.withdraw(id);
+        assert!(t.is_empty());
+        assert_eq!(t.release(id).unwrap_err(), UnknownId);
+        assert_eq!(counter.load(Ordering::SeqCst), 0);
     }
 
     #[test]

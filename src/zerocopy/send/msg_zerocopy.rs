@@ -2,6 +2,7 @@
 //! successful send call; the completions come back through the error queue.
 use super::super::completions::{drain_error_queue_of, drain_for_wait};
 use super::super::notify::PendingSend;
+use super::super::registry;
 use super::super::socket_state::{Path, Route, SocketEntry};
 use super::super::table::TABLE;
 use super::Outcome;
@@ -42,6 +43,10 @@ pub(super) fn send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result
                 if st.large_chunk_route(fd) != Route::MsgZerocopy {
                     return Ok(0); // switched to copying meanwhile: the chunk's route is asked again
                 }
+                if !st.pending.reserve_one() {
+                    // No room to record the send: it is not made (ENOMEM, then copied).
+                    return Err(std::io::Error::from_raw_os_error(libc::ENOMEM));
+                }
                 let n = match sys::send(fd, data, libc::MSG_ZEROCOPY | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) {
                     Ok(n) => n,
                     Err(e) => {
@@ -71,6 +76,8 @@ pub(super) fn send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result
             &drain_for_wait,
         );
         match attempt {
+            // Out of memory for the bookkeeping of a zero-copy send: this chunk is copied.
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => return Ok(Outcome::CopyChunk),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 // The socket's option memory (net.core.optmem_max) is full of notifications:
                 // reading them frees it.
@@ -88,6 +95,11 @@ pub(super) fn send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result
                     }
                     // With no events asked for, poll waits for POLLERR: a notification.
                     let _ = sys::poll(fd, 0, ENOBUFS_WAIT_MS);
+                    // After the wait, the number may name another socket (closed by
+                    // another thread and reused): its error queue is not ours to read.
+                    if !registry::names_socket(fd, entry.inode)? {
+                        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+                    }
                     drain_error_queue_of(entry)?;
                 }
             }

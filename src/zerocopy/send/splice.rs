@@ -39,21 +39,35 @@ fn take_pipe(entry: &SocketEntry, side: &mut SendSide) -> std::io::Result<sys::P
 
 /// Moves a prefix of `data` (at most one pipe's capacity) into the socket with vmsplice +
 /// splice: the bytes sent, or [`Outcome::Refused`] with the bytes sent before the kernel
-/// refused vmsplice or splice on this socket.
+/// refused vmsplice or splice on this socket, or [`Outcome::CopyChunk`] while splicing
+/// backs off after a transient failure.
 pub(super) fn send(entry: &SocketEntry, side: &mut SendSide, id: u64, data: &[u8]) -> std::io::Result<Outcome> {
+    if side.backoff.waiting() {
+        return Ok(Outcome::CopyChunk);
+    }
     // splice builds its own msghdr without MSG_NOSIGNAL: keep a closed peer's SIGPIPE away.
     let mut sigpipe = sys::SigpipeBlock::new();
     let pipe = match take_pipe(entry, side) {
         Ok(p) => p,
+        Err(e) if transient(&e) => return Ok(back_off(entry, side, 0, "pipe", e)),
         Err(e) => return Ok(refuse(entry, 0, "pipe", e)),
     };
     let piece = &data[..data.len().min(side.pipe_capacity)];
     let queued = match pipe.vmsplice_from(piece) {
         Ok(n) => n,
+        // EFAULT: memory vmsplice cannot pin (a device mapping): the next buffer may do.
+        Err(e) if transient(&e) || e.raw_os_error() == Some(libc::EFAULT) => {
+            return Ok(back_off(entry, side, 0, "vmsplice", e));
+        }
         Err(e) => return Ok(refuse(entry, 0, "vmsplice", e)),
     };
     let mut moved = 0;
     while moved < queued {
+        if !entry.state.lock().spliced.reserve_one() {
+            // No room to record a splice: the pipe (dropped here) gives the pages back.
+            let e = std::io::Error::from_raw_os_error(libc::ENOMEM);
+            return Ok(back_off(entry, side, moved, "splice", e));
+        }
         match io::retry_send(entry.fd, || pipe.splice_to(entry.fd, queued - moved), &drain_for_wait) {
             Ok(n) => {
                 moved += n;
@@ -76,7 +90,25 @@ pub(super) fn send(entry: &SocketEntry, side: &mut SendSide, id: u64, data: &[u8
         }
     }
     side.pipe = Some(pipe);
+    side.backoff.succeeded();
     Ok(Outcome::Sent(queued))
+}
+
+/// An error that says nothing about the socket: out of descriptors or memory for now.
+fn transient(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN))
+}
+
+/// A transient failure after `sent` bytes: this chunk is copied, and splicing is tried
+/// again after a back-off (10 ms doubling up to 5 s), never switched off for good by it.
+fn back_off(entry: &SocketEntry, side: &mut SendSide, sent: usize, what: &str, e: std::io::Error) -> Outcome {
+    let wait = side.backoff.failed();
+    log::debug!("fd {}: {what} failed ({e}); copying, splicing again in {wait:?}", entry.fd);
+    if sent > 0 {
+        Outcome::Sent(sent)
+    } else {
+        Outcome::CopyChunk
+    }
 }
 
 /// The kernel refused the splice path on this socket after `sent` bytes.

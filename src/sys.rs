@@ -41,6 +41,19 @@ pub fn gettid() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
+/// The text of `code` (`strerror_r`), in `buf`; "Unknown error" if the C library wrote none.
+pub fn strerror(code: i32, buf: &mut [u8; 128]) -> &str {
+    // SAFETY: `buf` is writable for its whole length, which is passed. The XSI strerror_r
+    // (the libc crate's binding on glibc) writes a NUL-terminated text, also for an unknown
+    // code ("Unknown error N", returning EINVAL), so its result code is not needed.
+    unsafe { libc::strerror_r(code, buf.as_mut_ptr().cast(), buf.len()) };
+    if buf[0] == 0 {
+        return "Unknown error";
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    std::str::from_utf8(&buf[..len]).unwrap_or("Unknown error")
+}
+
 /// `write(2)` of one buffer (the logger's stderr line).
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: the pointer and length describe `buf`, which outlives the call.
@@ -136,14 +149,11 @@ pub fn peer_euid(fd: RawFd) -> io::Result<Option<libc::uid_t>> {
 }
 
 /// The uid the kernel reports for a user not mapped into our user namespace
-/// (`/proc/sys/kernel/overflowuid`, 65534 unless changed), read once.
+/// (`/proc/sys/kernel/overflowuid`, 65534 unless changed), read once (at load: see
+/// `zerocopy::on_load`; a child forked while another thread was reading it would wait).
 pub fn overflow_uid() -> libc::uid_t {
-    static UID: once_cell::sync::Lazy<libc::uid_t> = once_cell::sync::Lazy::new(|| {
-        std::fs::read_to_string("/proc/sys/kernel/overflowuid")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(65534)
-    });
+    static UID: once_cell::sync::Lazy<libc::uid_t> =
+        once_cell::sync::Lazy::new(|| read_proc_number("/proc/sys/kernel/overflowuid").unwrap_or(65534));
     *UID
 }
 
@@ -257,10 +267,15 @@ impl Drop for Pipe {
 
 /// The system's largest pipe capacity (`/proc/sys/fs/pipe-max-size`), if readable.
 pub fn pipe_max_size() -> Option<usize> {
+    read_proc_number("/proc/sys/fs/pipe-max-size")
+}
+
+/// A number read from a `/proc/sys` file, into the stack: this runs on send paths, where
+/// out of memory must not abort (and the short path is made a C string on the stack too).
+fn read_proc_number<T: std::str::FromStr>(path: &str) -> Option<T> {
     use std::io::Read;
-    // Read into the stack: this runs on a send path, where out of memory must not abort.
     let mut buf = [0u8; 32];
-    let n = std::fs::File::open("/proc/sys/fs/pipe-max-size").ok()?.read(&mut buf).ok()?;
+    let n = std::fs::File::open(path).ok()?.read(&mut buf).ok()?;
     std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 

@@ -92,8 +92,20 @@ pub(crate) fn guard_value<T>(name: &'static str, fallback: T, body: impl FnOnce(
 
 /// Logs a caller error (a bad argument, an unknown id) and returns its errno.
 pub(crate) fn caller_error(name: &str, errno: c_int, what: std::fmt::Arguments) -> Errno {
-    log::warn!("{name}: {what} ({})", std::io::Error::from_raw_os_error(errno));
+    log::warn!("{name}: {what} ({})", OsError(errno));
     errno
+}
+
+/// An errno in a log line, written as `std::io::Error` writes it ("Broken pipe (os error
+/// 32)") but without its heap allocation: out of memory is one of the errors logged, and a
+/// failing allocation there would abort the process.
+pub(crate) struct OsError(pub c_int);
+
+impl std::fmt::Display for OsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buf = [0u8; 128];
+        write!(f, "{} (os error {})", crate::sys::strerror(self.0, &mut buf), self.0)
+    }
 }
 
 /// Converts an I/O error to an errno, logging it at a level that fits: timeouts and
@@ -101,9 +113,9 @@ pub(crate) fn caller_error(name: &str, errno: c_int, what: std::fmt::Arguments) 
 pub(crate) fn io_error(name: &str, fd: c_int, e: std::io::Error) -> Errno {
     let errno = crate::io::errno(&e);
     match errno {
-        libc::EAGAIN | libc::EINTR => log::trace!("{name}(fd {fd}): {e}"),
-        libc::EPIPE | libc::ECONNRESET | libc::EBADMSG => log::debug!("{name}(fd {fd}): {e}"),
-        _ => log::warn!("{name}(fd {fd}): {e}"),
+        libc::EAGAIN | libc::EINTR => log::trace!("{name}(fd {fd}): {}", OsError(errno)),
+        libc::EPIPE | libc::ECONNRESET | libc::EBADMSG => log::debug!("{name}(fd {fd}): {}", OsError(errno)),
+        _ => log::warn!("{name}(fd {fd}): {}", OsError(errno)),
     }
     errno
 }
@@ -117,4 +129,16 @@ pub(crate) fn checked_len(name: &str, ptr: *const u8, size: isize) -> Result<usi
         return Err(caller_error(name, libc::EINVAL, format_args!("null data pointer")));
     }
     Ok(size as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OsError;
+
+    #[test]
+    fn os_error_reads_as_io_error_does() {
+        for code in [libc::EPIPE, libc::ENOMEM, libc::EBADF, 9999] {
+            assert_eq!(OsError(code).to_string(), std::io::Error::from_raw_os_error(code).to_string());
+        }
+    }
 }

@@ -62,6 +62,7 @@ const FORGET_WAIT: Duration = Duration::from_millis(100);
 extern "C" fn on_load() {
     crate::logging::init();
     Lazy::force(&THRESHOLD);
+    sys::overflow_uid();
     socket_state::splice_allowed();
     fork::install_handlers();
 }

@@ -69,7 +69,7 @@ for tool in cmake qmake6 make pkg-config patch g++ gcc dbus-daemon dbus-send tim
   command -v "$tool" >/dev/null || { echo "e2e.sh needs $tool (scripts/setup.sh all installs it)" >&2; exit 2; }
 done
 qt_headers=$(qmake6 -query QT_INSTALL_HEADERS)
-for h in QtGui/private/qevdevkeyboardhandler_p.h QtQuick/QQuickItem; do
+for h in QtGui/$(qmake6 -query QT_VERSION)/QtGui/private/qguiapplication_p.h QtQuick/QQuickItem; do
   [ -f "$qt_headers/$h" ] || { echo "e2e.sh needs $qt_headers/$h (scripts/setup.sh all: qt6-base-private-dev qt6-declarative-dev)" >&2; exit 2; }
 done
 pkg-config --exists libevdev libudev || { echo "e2e.sh needs libevdev-dev and libudev-dev" >&2; exit 2; }

@@ -4,13 +4,13 @@
  *
  * It wraps send(2) and sendmsg(2), the two calls both socket layers use (upstream's
  * socket.cpp: send; this library: send and sendmsg). Only sends on a connected AF_UNIX
- * stream socket with an unnamed peer are counted: that is the socketpair blight hands its
- * clients; the D-Bus connection (a named peer) is left alone, so what breaks is the blight
- * protocol, not the bus. On the counted sends number CORRUPT_SEND_FIRST,
+ * stream socket with an unnamed peer in another process are counted: that is the
+ * socketpair blight hands its clients; the D-Bus connection (a named peer) and a process's
+ * own socketpairs are left alone, so what breaks is the blight protocol, not the bus. On the counted sends number CORRUPT_SEND_FIRST,
  * CORRUPT_SEND_FIRST + 50, ... (CORRUPT_SEND_FIRST from the environment, default 10;
  * CORRUPT_SEND_EVERY overrides 50) every byte of the buffer is inverted; the length is
  * kept, so the stream stays in step and only the content is wrong. One line per corrupted
- * send goes to stderr.
+ * send goes to stderr (CORRUPT_SEND_TRACE=1: one per counted send).
  *
  * Build: gcc -shared -fPIC -O2 corrupt_send.c -o corrupt_send.so -ldl */
 #define _GNU_SOURCE
@@ -50,7 +50,17 @@ static int is_blight_socket(int fd) {
   if (getpeername(fd, (struct sockaddr*)&peer, &len) != 0) {
     return 0;
   }
-  return peer.sun_family == AF_UNIX && len <= sizeof(sa_family_t);
+  if (peer.sun_family != AF_UNIX || len > sizeof(sa_family_t)) {
+    return 0;
+  }
+  /* A socketpair this process made for itself (upstream's C suite has local tests that
+   * do) has this process as its peer; blight's socket has blight. */
+  struct ucred cred;
+  len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return 0;
+  }
+  return cred.pid != getpid();
 }
 
 /* Whether this send is one to corrupt (counts it when it is on a blight socket). */
@@ -61,6 +71,9 @@ static int should_corrupt(int fd, size_t size) {
   long n = atomic_fetch_add(&counted, 1) + 1;
   long first = env_long("CORRUPT_SEND_FIRST", 10);
   long every = env_long("CORRUPT_SEND_EVERY", 50);
+  if (getenv("CORRUPT_SEND_TRACE") != NULL) {
+    fprintf(stderr, "corrupt_send: pid %d: send #%ld (fd %d, %zu bytes)\n", (int)getpid(), n, fd, size);
+  }
   if (n < first || (n - first) % every != 0) {
     return 0;
   }

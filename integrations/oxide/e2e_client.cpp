@@ -38,9 +38,9 @@ namespace {
 
 struct Options {
   int surfaces = 3;
-  int pings = 400;
-  int repaint_batches = 20;
-  int repaints_per_batch = 100;
+  int pings = 2000;
+  int repaint_batches = 50;
+  int repaints_per_batch = 200;
   int timeout_ms = 5000;
   int max_missed = 3;
 };

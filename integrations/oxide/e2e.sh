@@ -76,8 +76,15 @@ for h in QtGui/$(qmake6 -query QT_VERSION)/QtGui/private/qguiapplication_p.h QtQ
 done
 pkg-config --exists libevdev libudev || { echo "e2e.sh needs libevdev-dev and libudev-dev" >&2; exit 2; }
 [ -f "$OXIDE_SRC/applications/display-server/surfacewidget.cpp" ] || { echo "OXIDE_SRC=$OXIDE_SRC has no display server" >&2; exit 2; }
-# Blight takes a lock in /run/oxide (a fixed path).
+# Blight takes its lock and pid file in /run/oxide (a fixed path). As root, each blight gets
+# its own empty /run/oxide (a tmpfs in a private mount namespace): runs of this step at the
+# same time, or a blight of the machine's own, do not see each other's lock. Otherwise the
+# machine's /run/oxide is used, and one run at a time.
 mkdir -p /run/oxide 2>/dev/null && [ -w /run/oxide ] || { echo "blight needs a writable /run/oxide (run as root, or create it)" >&2; exit 2; }
+private_run=()
+if unshare --mount --propagation private sh -c 'mount -t tmpfs -o size=1m e2e /run/oxide' 2>/dev/null; then
+  private_run=(unshare --mount --propagation private sh -c 'mount -t tmpfs -o size=1m e2e /run/oxide && exec "$0" "$@"')
+fi
 
 mkdir -p "$E2E_WORK/logs" "$E2E_WORK/bin"
 E2E_WORK=$(cd "$E2E_WORK" && pwd)
@@ -271,7 +278,7 @@ run_combo() {  # n name server_tree server_llp client_tree client_llp test_app(0
   export DBUS_SESSION_BUS_ADDRESS=$addr DBUS_SYSTEM_BUS_ADDRESS=$addr
 
   local blog=$logs/$tag-blight.log
-  PATH="$E2E_WORK/bin:$PATH" LD_LIBRARY_PATH="$sllp" "$sb/applications/display-server/blight" >"$blog" 2>&1 &
+  PATH="$E2E_WORK/bin:$PATH" LD_LIBRARY_PATH="$sllp" "${private_run[@]}" "$sb/applications/display-server/blight" >"$blog" 2>&1 &
   blight_pid=$!
   local i=0
   until dbus-send --session --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.NameHasOwner \

@@ -13,8 +13,11 @@
 #                           libraries (libstd-rust-web-dev:<arch>, with Debian's rustc-web
 #                           and cargo-web), libgtest-dev:<arch>, libc6:i386, qemu-user with
 #                           the tablets' multiarch runtime (libc6 and libstdc++6 for armhf
-#                           and arm64: the tests run under `qemu-arm -L /`), and Qt 6 and
-#                           libsystemd for the oxide integration kit
+#                           and arm64: the tests run under `qemu-arm -L /`), Qt 6 and
+#                           libsystemd for the oxide integration kit, and for the oxide
+#                           end-to-end step (blight, its QPA plugin, test_app): Qt 6's
+#                           private and Quick/QML development packages, libevdev, libudev,
+#                           libts, dbus-daemon, dbus-send and ccache
 #   scripts/setup.sh check  [host|all]: only report what is missing (exit 1 if anything)
 #
 # Needs root for apt-get (CI runs as root); otherwise it uses `sudo` when that works
@@ -37,7 +40,11 @@ cross_packages=(gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf gcc-aarch64-linu
                 libc6:armhf libstdc++6:armhf libc6:arm64 libstdc++6:arm64
                 rustc-web cargo-web libstd-rust-web-dev:armhf libstd-rust-web-dev:arm64 libstd-rust-web-dev:i386
                 libgtest-dev:armhf libgtest-dev:arm64 libgtest-dev:i386
-                qt6-base-dev qt6-base-dev-tools libsystemd-dev)
+                qt6-base-dev qt6-base-dev-tools libsystemd-dev
+                qt6-base-private-dev qt6-declarative-dev qt6-declarative-private-dev qt6-declarative-dev-tools
+                qml6-module-qtquick qml6-module-qtquick-window qml6-module-qtquick-controls
+                qml6-module-qtquick-layouts qml6-module-qtquick-templates qml6-module-qtqml-workerscript
+                libevdev-dev libudev-dev libts-dev dbus-daemon dbus-bin ccache)
 
 native=$(dpkg --print-architecture)
 # Installed for the architecture asked (pkg:arch), or else for this machine's (or "all"):

@@ -119,6 +119,15 @@ pub fn file_identity(fd: RawFd) -> io::Result<(libc::mode_t, u64)> {
     Ok((st.st_mode & libc::S_IFMT, st.st_ino)) // ino64_t: u64 on every target
 }
 
+/// A new descriptor of the file `fd` names now (`F_DUPFD_CLOEXEC`), closed on drop.
+pub fn dup_cloexec(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl with F_DUPFD_CLOEXEC takes an int argument and returns a new descriptor.
+    let new = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: `new` was just opened by the call above and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
+}
+
 pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;

@@ -8,7 +8,7 @@ use super::table::TABLE;
 use crate::io::error;
 use crate::sys;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// What one pass over a socket's error queue found.
@@ -180,9 +180,37 @@ fn still_ours(entry: &SocketEntry, fd: RawFd, checked: &mut Checked) -> io::Resu
 }
 
 /// [`complete_sends`], reading the socket through `fd` (any descriptor of it).
+///
+/// A call that waits reads through a private duplicate of `fd`, made (and checked) once:
+/// another thread may close the number and open something else under it between a check
+/// and a read, and the duplicate names this socket whatever happens to the number. The
+/// number itself is still checked after every wake-up, and the call ends with `EBADF` once
+/// it names something else. Without a descriptor to spare (`EMFILE`) it reads through `fd`.
 pub(super) fn complete_sends_via(
     entry: &SocketEntry,
     fd: RawFd,
+    timeout_ms: i32,
+    checked: Checked,
+) -> io::Result<usize> {
+    let private = if timeout_ms == 0 { None } else { sys::dup_cloexec(fd).ok() };
+    let read_fd = match &private {
+        Some(dup) => {
+            let read_fd = dup.as_raw_fd();
+            if !registry::names_socket(read_fd, entry.inode)? {
+                return Err(error(libc::EBADF)); // the number was reused before the dup
+            }
+            read_fd
+        }
+        None => fd,
+    };
+    complete_sends_reading(entry, fd, read_fd, timeout_ms, checked)
+}
+
+/// [`complete_sends_via`], watching the number `fd` and reading through `read_fd`.
+fn complete_sends_reading(
+    entry: &SocketEntry,
+    fd: RawFd,
+    read_fd: RawFd,
     timeout_ms: i32,
     mut checked: Checked,
 ) -> io::Result<usize> {
@@ -194,7 +222,7 @@ pub(super) fn complete_sends_via(
     // refused) still has the sends it spliced before, and one that copies with SO_ZEROCOPY
     // on (used again after blight_forget_socket) still gets notifications.
     if spliced {
-        return complete_spliced(entry, fd, timeout_ms, checked);
+        return complete_spliced(entry, fd, read_fd, timeout_ms, checked);
     }
     if !notifications {
         // SO_ZEROCOPY is off: nothing to read, and on AF_UNIX the error queue is the data.
@@ -207,7 +235,7 @@ pub(super) fn complete_sends_via(
     let left_ms = || deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis() as i32);
     loop {
         still_ours(entry, fd, &mut checked)?;
-        let n = settle(entry, drain_error_queue_via(entry, fd)?)?;
+        let n = settle(entry, drain_error_queue_via(entry, read_fd)?)?;
         if n > 0 || timeout_ms == 0 || entry.state.lock().pending.is_empty() {
             return Ok(n);
         }
@@ -222,12 +250,12 @@ pub(super) fn complete_sends_via(
             ms if ms < 0 => POLL_SLICE_MS,
             ms => ms.min(POLL_SLICE_MS),
         };
-        match sys::poll(fd, 0, slice) {
+        match sys::poll(read_fd, 0, slice) {
             Ok(r) if r & libc::POLLNVAL != 0 => return Err(error(libc::EBADF)),
             Ok(r) if r & libc::POLLERR == 0 && r != 0 => {
                 // Hung up with nothing queued: nothing more will come.
                 still_ours(entry, fd, &mut checked)?;
-                return settle(entry, drain_error_queue_via(entry, fd)?);
+                return settle(entry, drain_error_queue_via(entry, read_fd)?);
             }
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
@@ -262,8 +290,15 @@ pub(crate) fn drain_for_wait(fd: RawFd) -> io::Result<bool> {
 /// wait re-reads `SIOCOUTQ` with a back-off from 50 µs doubling up to 2 ms.
 ///
 /// `fd` is any descriptor of the entry's socket (`SIOCOUTQ` is per socket): the entry's
-/// own, or a dup's when the entry's descriptor was closed.
-fn complete_spliced(entry: &SocketEntry, fd: RawFd, timeout_ms: i32, mut checked: Checked) -> std::io::Result<usize> {
+/// own, or a dup's when the entry's descriptor was closed; it is checked after every
+/// wake-up, and `read_fd` (the same, or a private duplicate) is read.
+fn complete_spliced(
+    entry: &SocketEntry,
+    fd: RawFd,
+    read_fd: RawFd,
+    timeout_ms: i32,
+    mut checked: Checked,
+) -> std::io::Result<usize> {
     let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     let mut backoff = Duration::from_micros(50);
     loop {
@@ -280,7 +315,7 @@ fn complete_spliced(entry: &SocketEntry, fd: RawFd, timeout_ms: i32, mut checked
             // Room first (out of memory completes nothing, and SIOCOUTQ can be read again).
             freed.try_reserve(st.spliced.pending.len()).map_err(|_| error(libc::ENOMEM))?;
             let written = st.spliced.written;
-            let outq = sys::ioctl_int(fd, sys::SIOCOUTQ)?.max(0) as u64;
+            let outq = sys::ioctl_int(read_fd, sys::SIOCOUTQ)?.max(0) as u64;
             let consumed = written.saturating_sub(outq);
             let mut table = TABLE.lock();
             let mut n = 0;

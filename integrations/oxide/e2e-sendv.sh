@@ -138,12 +138,14 @@ col() {
   for v in "${variants[@]}"; do
     echo "| $v | $(col ping_median_us "$v") | $(col ping_p99_us "$v") | $(col info_median_us "$v") | $(col info_p99_us "$v") | $(col repaints_per_s "$v") | $(col client_cpu_us_per_repaint "$v") | $(col blight_cpu_ms "$v") |"
   done
-  for q in ping_median_us info_median_us repaints_per_s client_cpu_us_per_repaint blight_cpu_ms; do
-    printf '%s %s %s\n' "$q" "$(col "$q" sendv)" "$(col "$q" drop-in)"
-  done | awk '{r[$1] = ($3 > 0) ? $2 / $3 : 0}
-    END {printf "| sendv / drop-in | %.2fx | | %.2fx | | %.2fx | %.2fx | %.2fx |\n", r["ping_median_us"], r["info_median_us"], r["repaints_per_s"], r["client_cpu_us_per_repaint"], r["blight_cpu_ms"]}'
+  for base in drop-in upstream; do
+    for q in ping_median_us info_median_us repaints_per_s client_cpu_us_per_repaint blight_cpu_ms; do
+      printf '%s %s %s\n' "$q" "$(col "$q" sendv)" "$(col "$q" "$base")"
+    done | awk -v base="$base" '{r[$1] = ($3 > 0) ? $2 / $3 : 0}
+      END {printf "| sendv / %s | %.2fx | | %.2fx | | %.2fx | %.2fx | %.2fx |\n", base, r["ping_median_us"], r["info_median_us"], r["repaints_per_s"], r["client_cpu_us_per_repaint"], r["blight_cpu_ms"]}'
+  done
   echo
-  echo "Blight on this library, fresh for each client run; medians over $rounds rounds, the three builds alternating (order rotating each round);"
+  echo "Blight on this library, fresh for each client run; medians over $rounds rounds, the three builds alternating (order rotating each round)."
   echo "Each run (e2e_sendv_client ${client_args[*]}): the pings, the Infos, then the repaint batches, each followed by a ping."
   echo "Load average before: $load_before; after: $load_after."
   echo "Per-round values (\`bench:\` lines): $sv/rounds.txt"

@@ -8,6 +8,9 @@
 #       inverted) in combinations 1 (upstream's socket layer) and 2 (ours): the C suite
 #       and the libblight client must both fail (exit 1 is the expected outcome;
 #       scripts/test.d/66-oxide-e2e.sh requires it)
+#   integrations/oxide/e2e.sh --bench-sendv       not the step (CI never runs it): the same
+#       builds, then e2e-sendv.sh: the optional sendv-message.patch measured against a
+#       running blight (see that file)
 #
 #   OXIDE_SRC   an oxide checkout (default ../shared/oxide next to this project); only
 #               read: it is copied twice, and the copies are patched
@@ -48,11 +51,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-negative=0
+negative=0 bench_sendv=0
 case "${1:-}" in
   "") ;;
   --negative-control) negative=1 ;;
-  *) echo "usage: $0 [--negative-control]" >&2; exit 2 ;;
+  --bench-sendv) bench_sendv=1 ;;
+  *) echo "usage: $0 [--negative-control | --bench-sendv]" >&2; exit 2 ;;
 esac
 OXIDE_SRC=$(cd "${OXIDE_SRC:-$root/../shared/oxide}" && pwd)
 OXIDE_WORK=${OXIDE_WORK:-$root/build-oxide}
@@ -421,6 +425,12 @@ run_combo() {  # n name server_tree server_llp client_tree client_llp test_app(0
   stop_all
 }
 
+# Not the step: the sendv measurement, on these trees (it builds a third libblight_protocol).
+if [ "$bench_sendv" = 1 ]; then
+  # shellcheck source=integrations/oxide/e2e-sendv.sh
+  . "$here/e2e-sendv.sh"
+  exit
+fi
 if [ "$negative" = 0 ]; then
   run_combo 1 upstream         upstream "$llp_upstream"         upstream "$llp_upstream"         1 1
   run_combo 2 ours             ours     "$llp_ours"             ours     "$llp_ours"             1 1

@@ -18,8 +18,8 @@
 #   - the Rust unit and property tests, on several threads.
 # Needs `scripts/setup.sh all`. BLIGHT_CROSS_ARCHES picks the architectures.
 set -euo pipefail
-# One cargo target directory for every cross build (the host-side build script and
-# cbindgen are compiled once); Debian's rustc, which has these targets' std.
+# One cargo target directory for every cross build (the host-side build script and the
+# cc crate are compiled once); Debian's rustc, which has these targets' std.
 cargo_dir="$BUILD_ROOT/cargo-cross"
 OXIDE_SRC="${OXIDE_SRC:-$PWD/../shared/oxide}"
 [ -f "$OXIDE_SRC/shared/libblight_protocol/socket.h" ] \

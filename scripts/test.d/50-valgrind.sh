@@ -44,8 +44,15 @@ run() {
     echo "valgrind $name: FAILED" >&2; cat "$log/$name.log" >&2; tail -50 "$log/$name.out" >&2; status=1
   fi
 }
-# Timing-sensitive tests (timeouts measured to the millisecond) are left to the plain runs.
-run blight_tests "$dir/cpp_tests/blight_tests" --gtest_filter="${BLIGHT_VALGRIND_FILTER:-*}"
+# Left to the plain, ASan+UBSan and qemu runs, where they run whole:
+# - the hostile suite (*Hostile*): each test forks a child that ends with _exit while its
+#   threads and test objects are alive (valgrind reports those as leaks, in every child),
+#   and its watchdogs and 100 ms bounds are timing, which valgrind's one-thread-at-a-time
+#   scheduling breaks;
+# - two logging tests whose threads log in a loop while the main thread works: valgrind
+#   serialises the threads and the main thread starves (372 s for 3000 swaps, measured).
+skip='*Hostile*:Logging.CallbackSwappedWhileThreadsLog:Logging.ForkWhileAnotherThreadLogsChildLogsAtOnce'
+run blight_tests "$dir/cpp_tests/blight_tests" --gtest_filter="${BLIGHT_VALGRIND_FILTER:-*-$skip}"
 # The signal hammer takes minutes under valgrind: it runs in the plain and ASan steps.
 run blight_fault_tests "$dir/cpp_tests/blight_fault_tests" --gtest_filter='-Fault.Signals*'
 BLIGHT_STRESS_SECONDS="${BLIGHT_VALGRIND_STRESS_SECONDS:-15}" BLIGHT_STRESS_THREADS=3 \

@@ -62,14 +62,8 @@ OXIDE_SRC=$(cd "${OXIDE_SRC:-$root/../shared/oxide}" && pwd)
 OXIDE_WORK=${OXIDE_WORK:-$root/build-oxide}
 E2E_WORK=${E2E_WORK:-$root/build-oxide-e2e}
 JOBS=${JOBS:-2}
-start=$(date +%s)
-say() { echo "== [$(( $(date +%s) - start ))s] $*"; }
-logged() {  # log command...: runs it with its output in log; shows the log's end if it fails
-  local log=$1; shift
-  if ! "$@" >"$log" 2>&1; then
-    echo "failed: $* (log: $log)" >&2; tail -n 40 "$log" >&2; return 1
-  fi
-}
+# shellcheck source=integrations/oxide/common.sh
+. "$here/common.sh"
 
 for tool in cmake qmake6 make pkg-config patch g++ gcc dbus-daemon dbus-send timeout; do
   command -v "$tool" >/dev/null || { echo "e2e.sh needs $tool (scripts/setup.sh all installs it)" >&2; exit 2; }
@@ -110,11 +104,7 @@ if [ -f "$OXIDE_WORK/prefix/lib/pkgconfig/blight_socket.pc" ] || ls "$OXIDE_WORK
 else
   prefix=$E2E_WORK/prefix
   say "building blight_socket (CMake) into $prefix"
-  logged "$logs/blight-configure.log" cmake -S "$root" -B "$E2E_WORK/blight" -DCMAKE_BUILD_TYPE=Release \
-    -DBLIGHT_BUILD_TESTS=OFF -DBLIGHT_BUILD_BENCH=OFF -DBLIGHT_BUILD_EXAMPLES=OFF \
-    ${BLIGHT_CARGO_TARGET_DIR:+-DBLIGHT_CARGO_TARGET_DIR="$BLIGHT_CARGO_TARGET_DIR"}
-  logged "$logs/blight-build.log" cmake --build "$E2E_WORK/blight" -j"$JOBS"
-  logged "$logs/blight-install.log" cmake --install "$E2E_WORK/blight" --prefix "$prefix"
+  build_library "$E2E_WORK/blight" "$prefix" "$logs"
 fi
 pc=$(dirname "$(find "$prefix" -name blight_socket.pc | head -n1)")
 export PKG_CONFIG_PATH="$pc${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"

@@ -26,15 +26,8 @@ root=$(cd "$here/../.." && pwd)
 OXIDE_SRC=$(cd "${OXIDE_SRC:-$root/../shared/oxide}" && pwd)
 OXIDE_WORK=${OXIDE_WORK:-$root/build-oxide}
 JOBS=${JOBS:-2}
-start=$(date +%s)
-say() { echo "== [$(( $(date +%s) - start ))s] $*"; }
-# Runs a command with its output in a log file; shows the end of the log if it fails.
-logged() {
-  local log=$1; shift
-  if ! "$@" >"$log" 2>&1; then
-    echo "failed: $* (log: $log)" >&2; tail -n 40 "$log" >&2; return 1
-  fi
-}
+# shellcheck source=integrations/oxide/common.sh
+. "$here/common.sh"
 
 for tool in cmake qmake6 make pkg-config patch g++ gcc; do
   command -v "$tool" >/dev/null || { echo "run.sh needs $tool (Debian: qt6-base-dev qt6-base-dev-tools libsystemd-dev pkg-config g++ cmake)" >&2; exit 2; }
@@ -46,11 +39,7 @@ logs=$OXIDE_WORK/logs
 
 # ---- 1. this library -----------------------------------------------------------------
 say "building blight_socket (CMake) into $OXIDE_WORK/prefix"
-logged "$logs/blight-configure.log" cmake -S "$root" -B "$OXIDE_WORK/blight" -DCMAKE_BUILD_TYPE=Release \
-  -DBLIGHT_BUILD_TESTS=OFF -DBLIGHT_BUILD_BENCH=OFF -DBLIGHT_BUILD_EXAMPLES=OFF \
-  ${BLIGHT_CARGO_TARGET_DIR:+-DBLIGHT_CARGO_TARGET_DIR="$BLIGHT_CARGO_TARGET_DIR"}
-logged "$logs/blight-build.log" cmake --build "$OXIDE_WORK/blight" -j"$JOBS"
-logged "$logs/blight-install.log" cmake --install "$OXIDE_WORK/blight" --prefix "$OXIDE_WORK/prefix"
+build_library "$OXIDE_WORK/blight" "$OXIDE_WORK/prefix" "$logs"
 pc=$(dirname "$(find "$OXIDE_WORK/prefix" -name blight_socket.pc | head -n1)")
 export PKG_CONFIG_PATH="$pc${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 socket_libdir=$(pkg-config --variable=libdir blight_socket)

@@ -34,14 +34,9 @@ logs=$OXIDE_WORK/logs
 for d in src-patched build-patched build-upstream prefix; do
   [ -d "$OXIDE_WORK/$d" ] || { echo "no $OXIDE_WORK/$d: run integrations/oxide/run.sh first" >&2; exit 2; }
 done
-start=$(date +%s)
-say() { echo "== [$(( $(date +%s) - start ))s] sendv: $*"; }
-logged() {
-  local log=$1; shift
-  if ! "$@" >"$log" 2>&1; then
-    echo "failed: $* (log: $log)" >&2; tail -n 40 "$log" >&2; return 1
-  fi
-}
+SAY_PREFIX="sendv: "
+# shellcheck source=integrations/oxide/common.sh
+. "$here/common.sh"
 pc=$(dirname "$(find "$OXIDE_WORK/prefix" -name blight_socket.pc | head -n1)")
 export PKG_CONFIG_PATH="$pc${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 socket_libdir=$(pkg-config --variable=libdir blight_socket)

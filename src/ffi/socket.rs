@@ -244,17 +244,15 @@ pub extern "C" fn blight_wait_for_send(fd: c_int, timeout: c_int) -> c_int {
     if fast_path(NAME) && io::ready_now(fd, Interest::Write) {
         return 0;
     }
-    wait_for_send_rest(fd, timeout)
+    wait_rest(NAME, fd, Interest::Write, timeout)
 }
 
-/// `blight_wait_for_send` when the socket was not plainly writable at once.
+/// `blight_wait_for_send` or `blight_wait_for_read` (export `name`) when the socket was
+/// not plainly ready at once.
 #[cold]
 #[inline(never)]
-fn wait_for_send_rest(fd: c_int, timeout: c_int) -> c_int {
-    const NAME: &str = "blight_wait_for_send";
-    guard(NAME, || {
-        io::wait_for(fd, Interest::Write, timeout, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
-    })
+fn wait_rest(name: &'static str, fd: c_int, interest: Interest, timeout: c_int) -> c_int {
+    guard(name, || io::wait_for(fd, interest, timeout, &drain_for_wait).map(|()| 0).map_err(|e| io_error(name, fd, e)))
 }
 
 /// Waits until `fd` has data to read. `timeout` is in milliseconds, -1 waits forever.
@@ -271,17 +269,7 @@ pub extern "C" fn blight_wait_for_read(fd: c_int, timeout: c_int) -> c_int {
     if fast_path(NAME) && io::ready_now(fd, Interest::Read) {
         return 0;
     }
-    wait_for_read_rest(fd, timeout)
-}
-
-/// `blight_wait_for_read` when the socket was not plainly readable at once.
-#[cold]
-#[inline(never)]
-fn wait_for_read_rest(fd: c_int, timeout: c_int) -> c_int {
-    const NAME: &str = "blight_wait_for_read";
-    guard(NAME, || {
-        io::wait_for(fd, Interest::Read, timeout, &drain_for_wait).map(|()| 0).map_err(|e| io_error(NAME, fd, e))
-    })
+    wait_rest(NAME, fd, Interest::Read, timeout)
 }
 
 /// Like `blight_recv`, into the caller's buffer of at least `size` bytes, with

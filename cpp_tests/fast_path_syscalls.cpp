@@ -1,7 +1,9 @@
 // The per-message fast paths (issue 18) make the system calls upstream makes, no more: a
 // small message that fits (send) or is already there (receive) costs one send or one
-// recv and no poll, a ready socket one poll. This file interposes send, sendmsg, recv and
-// poll (the library calls them through libc's symbols) and counts the calls of the
+// recv and no poll, a ready socket one poll. And how a send waits for room on a full
+// socket: a small write first waits briefly (one ppoll with a short timeout), then in
+// poll; a large write polls at once. This file interposes send, sendmsg, recv, poll and
+// ppoll (the library calls them through libc's symbols) and counts the calls of the
 // calling thread while a test has armed the count; unarmed, the interposers only forward.
 // Counting calls, not time: nothing here depends on the machine's speed.
 #include <dlfcn.h>
@@ -10,9 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <functional>
 #include <thread>
+#include <vector>
 
 #include "libblight_protocol/socket.h"
 #include "test_util.h"
@@ -21,10 +26,14 @@ using namespace blight_test;
 
 namespace {
 struct Counts {
-    int send = 0, sendmsg = 0, recv = 0, poll = 0;
+    int send = 0, sendmsg = 0, recv = 0, poll = 0, ppoll = 0;
+    long ppoll_timeout_ns = -1;  // the last ppoll's timeout
 };
 thread_local bool t_armed = false;
 thread_local Counts t_counts;
+// Runs inside the next armed ppoll, before the real one: what the peer or another thread
+// does while the sender waits briefly.
+thread_local std::function<void()> t_during_ppoll;
 
 template <typename Fn>
 Fn real(const char* name) {
@@ -61,6 +70,19 @@ extern "C" int poll(struct pollfd* fds, nfds_t n, int timeout) {
     static auto next = real<int (*)(struct pollfd*, nfds_t, int)>("poll");
     if (t_armed) t_counts.poll++;
     return next(fds, n, timeout);
+}
+extern "C" int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* timeout, const sigset_t* mask) {
+    static auto next = real<int (*)(struct pollfd*, nfds_t, const struct timespec*, const sigset_t*)>("ppoll");
+    if (t_armed) {
+        t_counts.ppoll++;
+        t_counts.ppoll_timeout_ns = timeout ? long(timeout->tv_sec) * 1000000000L + long(timeout->tv_nsec) : -1;
+        if (t_during_ppoll) {
+            auto during = std::move(t_during_ppoll);
+            t_during_ppoll = nullptr;
+            during();
+        }
+    }
+    return next(fds, n, timeout, mask);
 }
 
 namespace {
@@ -216,5 +238,159 @@ TEST(FastPath, ErrorsFoundByTheFirstCallAreTheSlowPathsErrors) {
         EXPECT_EQ(blight_send_blocking(-1, msg, kHeader), -EBADF);
         EXPECT_EQ(blight_recv_blocking(-1, &d, kHeader), -EBADF);
     }
+}
+
+// The wait for room (src/io/room.rs). A socket that the peer does not read is filled to
+// EAGAIN first.
+void fill(int fd) {
+    std::vector<unsigned char> b(4096, 0x33);
+    while (::send(fd, b.data(), b.size(), MSG_DONTWAIT) > 0) {
+    }
+    ASSERT_EQ(errno, EAGAIN);
+}
+
+// Reads everything the peer has (a receiver catching up).
+size_t drain(int fd) {
+    size_t n = 0;
+    unsigned char b[65536];
+    for (ssize_t r; (r = ::recv(fd, b, sizeof b, MSG_DONTWAIT)) > 0;) n += size_t(r);
+    return n;
+}
+
+// A small send on a full socket whose peer reads everything after `ms` milliseconds.
+Counts send_to_a_late_reader(int ms) {
+    Pair p;
+    fill(p.fd[0]);
+    std::thread reader([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        drain(p.fd[1]);
+    });
+    unsigned char msg[kHeader] = {7};
+    Counts c = count([&] { EXPECT_EQ(blight_send_blocking(p.fd[0], msg, kHeader), 0); });
+    reader.join();
+    EXPECT_EQ(drain(p.fd[1]), size_t(kHeader));
+    return c;
+}
+
+// A small send on a full socket whose peer reads everything during the send's short wait:
+// room comes before the short wait's timer.
+Counts send_while_the_reader_catches_up() {
+    Pair p;
+    fill(p.fd[0]);
+    t_during_ppoll = [&] { drain(p.fd[1]); };
+    unsigned char msg[kHeader] = {9};
+    Counts c = count([&] { EXPECT_EQ(blight_send_blocking(p.fd[0], msg, kHeader), 0); });
+    t_during_ppoll = nullptr;
+    EXPECT_EQ(drain(p.fd[1]), size_t(kHeader));
+    return c;
+}
+
+// Whatever earlier tests in this process taught the library: a first wait in poll that
+// lasts longer than the short wait makes the next first wait short, and so does a short
+// wait that ended on its timer (not with room, which a badly delayed thread could see).
+void expect_short_first_wait_next() {
+    for (int i = 0; i < 5; i++) {
+        Counts c = send_to_a_late_reader(20);
+        if (c.ppoll == 0 || c.poll > 0) return;
+    }
+    ADD_FAILURE() << "the first wait never became short";
+}
+
+TEST(FullSocket, ASmallSendWaitsBrieflyOnceThenInPoll) {
+    expect_short_first_wait_next();
+    Counts c = send_to_a_late_reader(100);
+    EXPECT_EQ(c.ppoll, 1) << "one short first wait, never a loop of them";
+    EXPECT_GT(c.ppoll_timeout_ns, 0);
+    EXPECT_LE(c.ppoll_timeout_ns, 1000000) << "the first wait is short (upstream's 5 us)";
+    EXPECT_GE(c.poll, 1) << "a socket still full after the short wait is waited for in poll";
+    EXPECT_GE(c.send, 3);  // the first try, after the short wait, after poll
+}
+
+TEST(FullSocket, RoomAfterTheShortWaitIsOneMoreSendAndNoPoll) {
+    expect_short_first_wait_next();
+    Counts c = send_while_the_reader_catches_up();
+    EXPECT_EQ(c.ppoll, 1);
+    EXPECT_EQ(c.poll, 0);
+    EXPECT_EQ(c.send, 2) << "send, short wait, send: upstream's system calls";
+}
+
+// Room before the short wait's timer means the queue drains faster than the short wait
+// lasts: the next first wait polls at once; a wait in poll that outlasts the short wait
+// makes it short again.
+TEST(FullSocket, TheFirstWaitFollowsHowFastTheQueueDrained) {
+    expect_short_first_wait_next();
+    EXPECT_EQ(send_while_the_reader_catches_up().ppoll, 1);
+    Counts c = send_to_a_late_reader(100);
+    EXPECT_EQ(c.ppoll, 0) << "the last short wait ended with room: poll at once";
+    EXPECT_GE(c.poll, 1);
+    c = send_while_the_reader_catches_up();
+    EXPECT_EQ(c.ppoll, 1) << "the last wait in poll outlasted the short wait: short again";
+}
+
+TEST(FullSocket, TheVectorCallAndTheCxxWrapperWaitTheSameWay) {
+    expect_short_first_wait_next();
+    Pair p;
+    fill(p.fd[0]);
+    t_during_ppoll = [&] { drain(p.fd[1]); };
+    unsigned char msg[kHeader] = {1};
+    unsigned char payload[64] = {2};
+    iovec iov[2] = {{msg, sizeof msg}, {payload, sizeof payload}};
+    Counts c = count([&] { EXPECT_EQ(blight_sendv_blocking(p.fd[0], iov, 2), 0); });
+    EXPECT_EQ(c.ppoll, 1);
+    EXPECT_EQ(c.poll, 0);
+    EXPECT_EQ(drain(p.fd[1]), sizeof msg + sizeof payload);
+
+    expect_short_first_wait_next();
+    fill(p.fd[0]);
+    std::thread reader([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        drain(p.fd[1]);
+    });
+    c = count([&] { EXPECT_TRUE(BlightProtocol::send_blocking(p.fd[0], msg, kHeader)); });
+    reader.join();
+    EXPECT_EQ(c.ppoll, 1);
+    EXPECT_GE(c.poll, 1);
+    t_during_ppoll = nullptr;
+}
+
+TEST(FullSocket, ALargeSendPollsAtOnce) {
+    expect_short_first_wait_next();
+    Pair p;
+    fill(p.fd[0]);
+    std::atomic<bool> sent{false};
+    std::thread reader([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        while (!sent.load()) {
+            drain(p.fd[1]);
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    });
+    std::vector<unsigned char> big(64 * 1024, 0x44);
+    Counts c = count([&] { EXPECT_EQ(blight_send_blocking(p.fd[0], big.data(), ssize_t(big.size())), 0); });
+    sent = true;
+    reader.join();
+    EXPECT_EQ(c.ppoll, 0) << "bulk writes wait for a quarter-empty socket in poll";
+    EXPECT_GE(c.poll, 1);
+}
+
+TEST(FullSocket, NumberReusedDuringTheShortWaitIsEbadfAndTheNewSocketGetsNothing) {
+    expect_short_first_wait_next();
+    unsigned char msg[kHeader] = {5};
+    Pair p;
+    fill(p.fd[0]);
+    const int x = p.fd[0];
+    int fresh[2] = {-1, -1};
+    t_during_ppoll = [&] {
+        // Another thread closes the number and a new socket takes it.
+        ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fresh), 0);
+        ASSERT_EQ(::dup2(fresh[0], x), x);
+        ::close(fresh[0]);
+    };
+    Counts c = count([&] { EXPECT_EQ(blight_send_blocking(x, msg, kHeader), -EBADF); });
+    t_during_ppoll = nullptr;
+    EXPECT_EQ(c.ppoll, 1);
+    EXPECT_EQ(c.send, 1) << "nothing was tried on the new socket";
+    EXPECT_EQ(drain(fresh[1]), 0u) << "the new socket's peer read the old socket's message";
+    ::close(fresh[1]);
 }
 }  // namespace

@@ -3,6 +3,8 @@
 //! Nothing here spins: a socket that is full (or empty) is waited for in `poll(2)`, so a
 //! slow peer costs no CPU. Every send uses `MSG_NOSIGNAL`: a closed peer is `EPIPE`, never
 //! `SIGPIPE`.
+mod room;
+
 use crate::sys;
 use std::io;
 use std::mem::MaybeUninit;
@@ -156,33 +158,52 @@ fn unread_bytes(fd: RawFd) -> i32 {
 /// One `send` with the retries every send needs: `EINTR` is retried and `EAGAIN` waits in
 /// `poll(POLLOUT)`. Returns how many bytes the kernel took (at least one).
 pub(crate) fn send_some(fd: RawFd, buf: &[u8], flags: libc::c_int, on_pollerr: PollErrHook) -> io::Result<usize> {
-    retry_send(fd, || sys::send(fd, buf, flags | libc::MSG_NOSIGNAL), on_pollerr)
+    retry_send(fd, room::small_write(buf.len()), || sys::send(fd, buf, flags | libc::MSG_NOSIGNAL), on_pollerr)
 }
 
-/// Runs `attempt` until it sends something: `EINTR` retries, `EAGAIN` waits for `POLLOUT`.
+/// Runs `attempt` until it sends something: `EINTR` retries, `EAGAIN` waits for `POLLOUT`
+/// (the first time perhaps briefly, if `small_write`: see [`room`]).
 pub(crate) fn retry_send(
     fd: RawFd,
+    small_write: bool,
     attempt: impl FnMut() -> io::Result<usize>,
     on_pollerr: PollErrHook,
 ) -> io::Result<usize> {
-    retry_send_with(fd, attempt, || {}, on_pollerr)
+    retry_send_with(fd, small_write, attempt, || {}, on_pollerr)
 }
 
 /// [`retry_send`], calling `while_full` each time the socket is full, before waiting.
 ///
-/// The wait for room is sliced ([`FULL_SOCKET_SLICE_MS`]): after each slice the send is
+/// With `small_write`, the first wait may be short ([`room`]). The wait
+/// for room is sliced ([`FULL_SOCKET_SLICE_MS`]): after each slice the send is
 /// tried again, which is how a peer that can no longer read is found (`EPIPE`). After every
 /// wake-up, before trying again, the number is checked to still name the same file
 /// (`EBADF` if another thread closed it and it was reused).
 pub(crate) fn retry_send_with(
     fd: RawFd,
+    small_write: bool,
+    mut attempt: impl FnMut() -> io::Result<usize>,
+    while_full: impl FnMut(),
+    on_pollerr: PollErrHook,
+) -> io::Result<usize> {
+    let first = attempt();
+    retry_send_after(fd, small_write, first, attempt, while_full, on_pollerr)
+}
+
+/// [`retry_send_with`] once a first attempt returned `result`: `EAGAIN` goes straight to
+/// the wait, no second attempt before it.
+pub(crate) fn retry_send_after(
+    fd: RawFd,
+    small_write: bool,
+    mut result: io::Result<usize>,
     mut attempt: impl FnMut() -> io::Result<usize>,
     mut while_full: impl FnMut(),
     on_pollerr: PollErrHook,
 ) -> io::Result<usize> {
     let mut identity = None;
+    let mut first_wait = small_write;
     loop {
-        match attempt() {
+        match result {
             Ok(n) => return Ok(n),
             Err(e) => match e.raw_os_error() {
                 Some(libc::EINTR) => {}
@@ -191,19 +212,27 @@ pub(crate) fn retry_send_with(
                         check_same_file(fd, &mut identity)?;
                     }
                     while_full();
-                    match wait_for(fd, Interest::Write, FULL_SOCKET_SLICE_MS, on_pollerr) {
-                        // Room, or the slice ended: try again (a peer that can no longer
-                        // read raises no event; the send reports it).
-                        Ok(()) => {}
-                        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
-                        Err(wait_error) => {
-                            check_same_file(fd, &mut identity)?;
-                            // A hung-up peer: let the send itself say what happened (EPIPE).
-                            return match attempt() {
-                                Ok(n) => Ok(n),
-                                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(wait_error),
-                                Err(e) => Err(e),
-                            };
+                    let first = std::mem::take(&mut first_wait);
+                    if !(first && room::wait_briefly(fd)) {
+                        let started = first.then(Instant::now);
+                        let waited = wait_for(fd, Interest::Write, FULL_SOCKET_SLICE_MS, on_pollerr);
+                        if let Some(started) = started {
+                            room::learn(started.elapsed());
+                        }
+                        match waited {
+                            // Room, or the slice ended: try again (a peer that can no longer
+                            // read raises no event; the send reports it).
+                            Ok(()) => {}
+                            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                            Err(wait_error) => {
+                                check_same_file(fd, &mut identity)?;
+                                // A hung-up peer: let the send itself say what happened (EPIPE).
+                                return match attempt() {
+                                    Ok(n) => Ok(n),
+                                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(wait_error),
+                                    Err(e) => Err(e),
+                                };
+                            }
                         }
                     }
                     check_same_file(fd, &mut identity)?;
@@ -211,6 +240,7 @@ pub(crate) fn retry_send_with(
                 _ => return Err(e),
             },
         }
+        result = attempt();
     }
 }
 
@@ -233,8 +263,9 @@ pub(crate) fn send_first(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// [`send_all`] after its first attempt `first` ([`send_first`]): the rest of a partial
-/// send, or after `EAGAIN`/`EINTR` the whole buffer again (a full socket costs one more
-/// `send` before the wait in `poll`); another error is the send's error.
+/// send, or after `EAGAIN` the wait for room and then the whole buffer again (the same
+/// system calls as upstream's loop: send, a short wait, send); another error is the send's
+/// error.
 #[cold]
 pub(crate) fn send_all_after(
     fd: RawFd,
@@ -242,11 +273,9 @@ pub(crate) fn send_all_after(
     first: io::Result<usize>,
     on_pollerr: PollErrHook,
 ) -> io::Result<()> {
-    match first {
-        Ok(n) => send_all(fd, &buf[n..], on_pollerr),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => send_all(fd, buf, on_pollerr),
-        Err(e) => Err(e),
-    }
+    let small_write = room::small_write(buf.len());
+    let n = retry_send_after(fd, small_write, first, || sys::send(fd, buf, libc::MSG_NOSIGNAL), || {}, on_pollerr)?;
+    send_all(fd, &buf[n..], on_pollerr)
 }
 
 /// Sends every byte of a gather list or fails, resuming a partial write mid-vector.
@@ -279,7 +308,13 @@ pub(crate) fn sendv_all(fd: RawFd, iov: &[libc::iovec], on_pollerr: PollErrHook)
             let last = unsafe { std::slice::from_raw_parts(list[first].iov_base as *const u8, list[first].iov_len) };
             return send_all(fd, last, on_pollerr);
         }
-        let mut sent = retry_send(fd, || sys::sendmsg(fd, &list[first..], libc::MSG_NOSIGNAL), on_pollerr)?;
+        let rest = list[first..].iter().fold(0usize, |n, v| n.saturating_add(v.iov_len));
+        let mut sent = retry_send(
+            fd,
+            room::small_write(rest),
+            || sys::sendmsg(fd, &list[first..], libc::MSG_NOSIGNAL),
+            on_pollerr,
+        )?;
         while sent > 0 {
             let head = &mut list[first];
             if sent >= head.iov_len {

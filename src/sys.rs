@@ -104,6 +104,20 @@ pub fn poll(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> io::Re
     Ok(if n == 0 { 0 } else { pfd.revents })
 }
 
+/// `ppoll(2)` on one descriptor with a timeout finer than a millisecond; returns its
+/// `revents` (0 on timeout). The kernel stretches a short timeout by the thread's timer
+/// slack (50 us by default), as it does every sleep.
+pub fn ppoll(fd: RawFd, events: libc::c_short, timeout: std::time::Duration) -> io::Result<libc::c_short> {
+    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    // SAFETY: one valid pollfd, a valid timespec, no signal mask.
+    let n = check(unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) })?;
+    Ok(if n == 0 { 0 } else { pfd.revents })
+}
+
 /// The file type bits and inode number of an open descriptor (`fstat64(2)`).
 ///
 /// `fstat64`, not `fstat`: on 32-bit glibc targets (armv7, i686) `struct stat` has a

@@ -35,6 +35,7 @@ pub(super) fn send(entry: &SocketEntry, id: u64, data: &[u8]) -> std::io::Result
         };
         let attempt = io::retry_send_with(
             fd,
+            false,
             || {
                 if let Some(e) = queue_error.take() {
                     return Err(e);

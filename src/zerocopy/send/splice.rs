@@ -68,7 +68,7 @@ pub(super) fn send(entry: &SocketEntry, side: &mut SendSide, id: u64, data: &[u8
             let e = std::io::Error::from_raw_os_error(libc::ENOMEM);
             return Ok(back_off(entry, side, moved, "splice", e));
         }
-        match io::retry_send(entry.fd, || pipe.splice_to(entry.fd, queued - moved), &drain_for_wait) {
+        match io::retry_send(entry.fd, false, || pipe.splice_to(entry.fd, queued - moved), &drain_for_wait) {
             Ok(n) => {
                 moved += n;
                 let mut st = entry.state.lock();

@@ -1,7 +1,7 @@
 //! Blocking send and receive on a raw descriptor: the retry, `EINTR` and `poll` logic, once.
 //!
-//! Nothing here spins: a socket that is full (or empty) is waited for in `poll(2)`, so a
-//! slow peer costs no CPU. Every send uses `MSG_NOSIGNAL`: a closed peer is `EPIPE`, never
+//! Nothing here spins: a socket that is full (or empty) is waited for in `poll(2)` (a small
+//! write's first wait perhaps in a short `ppoll(2)`: [`room`]), so a slow peer costs no CPU. Every send uses `MSG_NOSIGNAL`: a closed peer is `EPIPE`, never
 //! `SIGPIPE`.
 mod room;
 

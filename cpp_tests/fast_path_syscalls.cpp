@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -241,12 +242,28 @@ TEST(FastPath, ErrorsFoundByTheFirstCallAreTheSlowPathsErrors) {
 }
 
 // The wait for room (src/io/room.rs). A socket that the peer does not read is filled to
-// EAGAIN first.
-void fill(int fd) {
+// EAGAIN first; returns the bytes it took.
+size_t fill(int fd) {
     std::vector<unsigned char> b(4096, 0x33);
-    while (::send(fd, b.data(), b.size(), MSG_DONTWAIT) > 0) {
+    size_t n = 0;
+    for (ssize_t r; (r = ::send(fd, b.data(), b.size(), MSG_DONTWAIT)) > 0;) n += size_t(r);
+    EXPECT_EQ(errno, EAGAIN);
+    return n;
+}
+
+// Reads exactly `n` bytes (the filler, never the message sent after it), waiting for them.
+void consume(int fd, size_t n) {
+    unsigned char b[65536];
+    while (n > 0) {
+        ssize_t r = ::recv(fd, b, std::min(n, sizeof b), MSG_DONTWAIT);
+        if (r > 0) {
+            n -= size_t(r);
+        } else {
+            ASSERT_TRUE(r < 0 && errno == EAGAIN) << "the filler ended early";
+            pollfd pfd{fd, POLLIN, 0};
+            ::poll(&pfd, 1, 1000);
+        }
     }
-    ASSERT_EQ(errno, EAGAIN);
 }
 
 // Reads everything the peer has (a receiver catching up).
@@ -260,10 +277,10 @@ size_t drain(int fd) {
 // A small send on a full socket whose peer reads everything after `ms` milliseconds.
 Counts send_to_a_late_reader(int ms) {
     Pair p;
-    fill(p.fd[0]);
+    const size_t filled = fill(p.fd[0]);
     std::thread reader([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-        drain(p.fd[1]);
+        consume(p.fd[1], filled);
     });
     unsigned char msg[kHeader] = {7};
     Counts c = count([&] { EXPECT_EQ(blight_send_blocking(p.fd[0], msg, kHeader), 0); });
@@ -341,13 +358,14 @@ TEST(FullSocket, TheVectorCallAndTheCxxWrapperWaitTheSameWay) {
     EXPECT_EQ(drain(p.fd[1]), sizeof msg + sizeof payload);
 
     expect_short_first_wait_next();
-    fill(p.fd[0]);
+    const size_t filled = fill(p.fd[0]);
     std::thread reader([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        drain(p.fd[1]);
+        consume(p.fd[1], filled);
     });
     c = count([&] { EXPECT_TRUE(BlightProtocol::send_blocking(p.fd[0], msg, kHeader)); });
     reader.join();
+    EXPECT_EQ(drain(p.fd[1]), size_t(kHeader));
     EXPECT_EQ(c.ppoll, 1);
     EXPECT_GE(c.poll, 1);
     t_during_ppoll = nullptr;

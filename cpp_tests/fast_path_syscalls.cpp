@@ -2,19 +2,24 @@
 // small message that fits (send) or is already there (receive) costs one send or one
 // recv and no poll, a ready socket one poll. And how a send waits for room on a full
 // socket: a small write first waits briefly (one ppoll with a short timeout), then in
-// poll; a large write polls at once. This file interposes send, sendmsg, recv, poll and
-// ppoll (the library calls them through libc's symbols) and counts the calls of the
-// calling thread while a test has armed the count; unarmed, the interposers only forward.
+// poll; a large write polls at once. This file interposes send, sendmsg, recv, poll, ppoll
+// and syscall (the library calls them through libc's symbols; its fast path sends,
+// receives and looks through syscall(SYS_sendto / SYS_recvfrom / SYS_ppoll), counted here
+// as send, recv and poll) and
+// counts the calls of the calling thread while a test has armed the count; unarmed, the
+// interposers only forward.
 // Counting calls, not time: nothing here depends on the machine's speed.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdarg>
 #include <cstdlib>
 #include <functional>
 #include <thread>
@@ -71,6 +76,18 @@ extern "C" int poll(struct pollfd* fds, nfds_t n, int timeout) {
     static auto next = real<int (*)(struct pollfd*, nfds_t, int)>("poll");
     if (t_armed) t_counts.poll++;
     return next(fds, n, timeout);
+}
+extern "C" long syscall(long number, ...) {
+    static auto next = real<long (*)(long, ...)>("syscall");
+    va_list ap;
+    va_start(ap, number);
+    long a[6];
+    for (long& x : a) x = va_arg(ap, long);  // up to six, as the C library's own syscall()
+    va_end(ap);
+    if (t_armed && number == SYS_sendto) t_counts.send++;
+    if (t_armed && number == SYS_recvfrom) t_counts.recv++;
+    if (t_armed && number == SYS_ppoll) t_counts.poll++;  // the waits' zero-timeout look
+    return next(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 extern "C" int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* timeout, const sigset_t* mask) {
     static auto next = real<int (*)(struct pollfd*, nfds_t, const struct timespec*, const sigset_t*)>("ppoll");

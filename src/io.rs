@@ -259,7 +259,7 @@ pub(crate) fn send_all(fd: RawFd, mut buf: &[u8], on_pollerr: PollErrHook) -> io
 /// [`send_all_after`].
 #[inline(always)]
 pub(crate) fn send_first(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    sys::send(fd, buf, libc::MSG_NOSIGNAL)
+    sys::send_nowait(fd, buf, libc::MSG_NOSIGNAL)
 }
 
 /// [`send_all`] after its first attempt `first` ([`send_first`]): the rest of a partial
@@ -349,8 +349,9 @@ pub(crate) fn recv_exact(fd: RawFd, buf: &mut [MaybeUninit<u8>], on_pollerr: Pol
 /// [`recv_exact_after`].
 #[inline(always)]
 pub(crate) fn recv_first(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-    // MSG_WAITALL lets a blocking socket deliver the whole rest in one call.
-    sys::recv(fd, buf, libc::MSG_WAITALL)
+    // Never blocks (a blocking socket waits on the slow path); MSG_WAITALL is kept for the
+    // same flags as upstream's call.
+    sys::recv_nowait(fd, buf, libc::MSG_WAITALL)
 }
 
 /// [`recv_exact`] after its first attempt `first` ([`recv_first`]) on a non-empty `buf`.
@@ -394,7 +395,7 @@ pub(crate) fn recv_exact_after(
 /// buffer goes to [`recv_with_attempts_after`].
 #[inline(always)]
 pub(crate) fn recv_now(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-    sys::recv(fd, buf, libc::MSG_DONTWAIT)
+    sys::recv_nowait(fd, buf, 0)
 }
 
 /// [`recv_with_attempts`] after the first attempt `first` ([`recv_now`]): the rest of a
@@ -425,7 +426,7 @@ pub(crate) fn ready_now(fd: RawFd, interest: Interest) -> bool {
         Interest::Read => libc::POLLIN,
         Interest::Write => libc::POLLOUT,
     };
-    fd >= 0 && matches!(sys::poll(fd, wanted, 0), Ok(revents) if revents == wanted)
+    fd >= 0 && matches!(sys::poll_now(fd, wanted), Ok(revents) if revents == wanted)
 }
 
 /// Upstream's `recv`: up to `attempts` waits of `timeout_ms` for the socket to become

@@ -96,6 +96,77 @@ pub fn recv(fd: RawFd, buf: &mut [MaybeUninit<u8>], flags: libc::c_int) -> io::R
     check_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) })
 }
 
+extern "C" {
+    // POSIX; in glibc's libc.so.6 since 2.34 (the libc crate does not declare it on Linux).
+    fn pthread_testcancel();
+}
+
+/// `send(2)` that never blocks, made through `syscall(2)`: the per-message fast path.
+///
+/// glibc's `send` and `recv` are cancellation points: in a process with more than one
+/// thread (every Qt program, blight) each call switches the thread's cancellation type to
+/// asynchronous and back, two atomic read-modify-writes on the thread's descriptor that
+/// cost about 25 ns per call on this machine (a tenth of a 12-byte send + recv pair:
+/// docs/BENCHMARKS.md, "The cancellation wrapper"). A call that cannot block needs no such
+/// window, so this one adds `MSG_DONTWAIT` and enters the kernel directly; anything that
+/// may wait goes through the C library (`send`, `recv`, `poll`, `ppoll`) on the slow path,
+/// where a thread is cancelled as before. `pthread_testcancel()` first (a plain load) acts
+/// on a cancellation already pending, as the cancellation point it replaces would.
+pub fn send_nowait(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: pthread_testcancel takes no arguments; the pointer and length describe `buf`,
+    // which outlives the call; the two address arguments of sendto are "none".
+    check_size(unsafe {
+        pthread_testcancel();
+        libc::syscall(
+            libc::SYS_sendto,
+            fd as libc::c_long,
+            buf.as_ptr(),
+            buf.len(),
+            (flags | libc::MSG_DONTWAIT) as libc::c_long,
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::c_long,
+        ) as libc::ssize_t
+    })
+}
+
+/// `recv(2)` into `buf` that never blocks, made through `syscall(2)`: the receiving side of
+/// [`send_nowait`], with the same reasons.
+pub fn recv_nowait(fd: RawFd, buf: &mut [MaybeUninit<u8>], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`; no address is asked.
+    check_size(unsafe {
+        pthread_testcancel();
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd as libc::c_long,
+            buf.as_mut_ptr(),
+            buf.len(),
+            (flags | libc::MSG_DONTWAIT) as libc::c_long,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        ) as libc::ssize_t
+    })
+}
+
+/// `poll(2)` on one descriptor with a zero timeout (it never blocks), made as `ppoll`
+/// through `syscall(2)`, for [`send_nowait`]'s reasons; returns its `revents`.
+pub fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<libc::c_short> {
+    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: one valid pollfd and a valid timespec; no signal mask (so no mask size).
+    let n = check_size(unsafe {
+        pthread_testcancel();
+        libc::syscall(
+            libc::SYS_ppoll,
+            &mut pfd as *mut libc::pollfd,
+            1 as libc::c_long,
+            &zero as *const libc::timespec,
+            std::ptr::null::<libc::sigset_t>(),
+            0 as libc::c_long,
+        ) as libc::ssize_t
+    })?;
+    Ok(if n == 0 { 0 } else { pfd.revents })
+}
+
 /// `poll(2)` on one descriptor; returns its `revents` (0 on timeout).
 pub fn poll(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> io::Result<libc::c_short> {
     let mut pfd = libc::pollfd { fd, events, revents: 0 };

@@ -2,8 +2,9 @@
  * an LD_PRELOAD library that corrupts one send in 50 on blight's client sockets, to prove
  * that the step's checks can fail.
  *
- * It wraps send(2) and sendmsg(2), the two calls both socket layers use (upstream's
- * socket.cpp: send; this library: send and sendmsg). Only sends on a connected AF_UNIX
+ * It wraps send(2) and sendmsg(2), the calls both socket layers use (upstream's
+ * socket.cpp: send; this library: send and sendmsg), and syscall(2) for SYS_sendto, which
+ * this library's per-message fast path uses (src/sys.rs, send_nowait). Only sends on a connected AF_UNIX
  * stream socket with an unnamed peer in another process are counted: that is the
  * socketpair blight hands its clients; the D-Bus connection (a named peer) and a process's
  * own socketpairs are left alone, so what breaks is the blight protocol, not the bus. On the counted sends number CORRUPT_SEND_FIRST,
@@ -16,11 +17,13 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -141,6 +144,40 @@ ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
   m.msg_iov = &one;
   m.msg_iovlen = 1;
   ssize_t res = real(fd, &m, flags);
+  int saved = errno;
+  free(copy);
+  errno = saved;
+  return res;
+}
+
+/* syscall(2) takes up to six arguments of register size; like the C library's own
+ * syscall(), this reads all six whatever the call passed. */
+long syscall(long number, ...) {
+  static long (*real)(long, ...);
+  if (real == NULL) {
+    real = (long (*)(long, ...))next("syscall");
+  }
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (int i = 0; i < 6; i++) {
+    a[i] = va_arg(ap, long);
+  }
+  va_end(ap);
+  const void* buf = (const void*)a[1];
+  size_t size = (size_t)a[2];
+  /* A plain send: no destination address (a[4]), on a blight socket. */
+  if (number != SYS_sendto || buf == NULL || a[4] != 0 || !should_corrupt((int)a[0], size)) {
+    return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+  }
+  unsigned char* copy = malloc(size);
+  if (copy == NULL) {
+    return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+  }
+  for (size_t i = 0; i < size; i++) {
+    copy[i] = (unsigned char)~((const unsigned char*)buf)[i];
+  }
+  long res = real(number, a[0], (long)copy, a[2], a[3], a[4], a[5]);
   int saved = errno;
   free(copy);
   errno = saved;

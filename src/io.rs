@@ -1,8 +1,8 @@
 //! Blocking send and receive on a raw descriptor: the retry, `EINTR` and `poll` logic, once.
 //!
 //! Nothing here spins: a socket that is full (or empty) is waited for in `poll(2)` (a small
-//! write's first wait perhaps in a short `ppoll(2)`: [`room`]), so a slow peer costs no CPU. Every send uses `MSG_NOSIGNAL`: a closed peer is `EPIPE`, never
-//! `SIGPIPE`.
+//! write's first wait perhaps in a short `ppoll(2)`: [`room`]), so a slow peer costs no CPU.
+//! Every send uses `MSG_NOSIGNAL`: a closed peer is `EPIPE`, never `SIGPIPE`.
 mod room;
 
 use crate::sys;
@@ -174,9 +174,9 @@ pub(crate) fn retry_send(
 
 /// [`retry_send`], calling `while_full` each time the socket is full, before waiting.
 ///
-/// With `small_write`, the first wait may be short ([`room`]). The wait
-/// for room is sliced ([`FULL_SOCKET_SLICE_MS`]): after each slice the send is
-/// tried again, which is how a peer that can no longer read is found (`EPIPE`). After every
+/// With `small_write`, the first wait may be short ([`room`]). The wait for room is sliced
+/// ([`FULL_SOCKET_SLICE_MS`]): after each slice the send is tried again, which is how a
+/// peer that can no longer read is found (`EPIPE`). After every
 /// wake-up, before trying again, the number is checked to still name the same file
 /// (`EBADF` if another thread closed it and it was reused).
 pub(crate) fn retry_send_with(

@@ -1,7 +1,8 @@
 # The optional sendv patch (sendv-message.patch, SENDV-PROPOSAL.md) against a running
 # display server. Not the CI step: sourced by `integrations/oxide/e2e.sh --bench-sendv`
 # after e2e.sh has built (or reused) its upstream and ours trees, with its variables and
-# functions ($E2E_WORK, $cc/$cxx with ccache, llp_*, private_run, stop_all, say, logged).
+# functions ($E2E_WORK, $cc/$cxx with ccache, llp_*, private_run, stop_all, say, logged,
+# qmake_make).
 #
 #   integrations/oxide/e2e.sh --bench-sendv
 #   E2E_SENDV_ROUNDS  rounds (default 9); each round runs the three client builds, in an
@@ -37,11 +38,8 @@ else
   [ "$changed" = "Files ours/src/shared/libblight_protocol/libblight_protocol.cpp and sendv/src/shared/libblight_protocol/libblight_protocol.cpp differ" ] \
     || { echo "sendv-message.patch must change exactly libblight_protocol.cpp; it changed:" >&2; echo "$changed" >&2; exit 1; }
   say "sendv: qmake6 + make shared/libblight_protocol"
-  # The same qmake6 command as build_tree's.
-  (cd "$sv/build/shared/libblight_protocol" && PATH="$E2E_WORK/bin:$PATH" logged "$logs/build-sendv-libblight_protocol.log" sh -c '
-    qmake6 "$0" DEFINES+=DISABLE_LTO "$@" && make -j"$JOBS"' \
-    "$sv/src/shared/libblight_protocol/libblight_protocol.pro" "QMAKE_CC=$cc" "QMAKE_CXX=$cxx" \
-    "QMAKE_CXXFLAGS+=-I$qt_headers -include QtCore/QTextStream -DQKeyboardMap=QEvdevKeyboardMap")
+  qmake_make "$sv/build/shared/libblight_protocol" "$sv/src/shared/libblight_protocol/libblight_protocol.pro" \
+    "$logs/build-sendv-libblight_protocol.log"
   echo "$sendv_stamp" >"$sv/stamp"
 fi
 # One client binary for the three builds: libblight_protocol's ABI is upstream's in all.

@@ -166,6 +166,18 @@ reuse_kit() {  # tree dir
   ln -s "$kb" "$E2E_WORK/$1/build/$2"
 }
 
+# qmake_make builddir pro log [qmake args...]: qmake6 + make in builddir with this kit's
+# compilers. Qt 6.4: applications.h needs QTextStream; Qt 6.5's QKeyboardMap was
+# QEvdevKeyboardMap.
+qmake_make() {
+  local dir=$1 pro=$2 log=$3
+  shift 3
+  (cd "$dir" && PATH="$E2E_WORK/bin:$PATH" logged "$log" sh -c '
+    qmake6 "$0" DEFINES+=DISABLE_LTO "$@" && make -j"$JOBS"' \
+    "$pro" "$@" "QMAKE_CC=$cc" "QMAKE_CXX=$cxx" \
+    "QMAKE_CXXFLAGS+=-I$qt_headers -include QtCore/QTextStream -DQKeyboardMap=QEvdevKeyboardMap")
+}
+
 build_tree() {  # upstream|ours
   local t=$1 d extra
   local b=$E2E_WORK/$t/build
@@ -180,11 +192,7 @@ build_tree() {  # upstream|ours
     extra=()
     # test_app logs its own checks with O_DEBUG (compiled in only with DEBUG; DEBUG=1 at run time).
     [ "$d" = tests/test_app ] && extra=(DEFINES+=DEBUG)
-    # Qt 6.4: applications.h needs QTextStream; Qt 6.5's QKeyboardMap was QEvdevKeyboardMap.
-    (cd "$b/$d" && PATH="$E2E_WORK/bin:$PATH" logged "$logs/build-$t-${d//\//_}.log" sh -c '
-      qmake6 "$0" DEFINES+=DISABLE_LTO "$@" && make -j"$JOBS"' \
-      "$E2E_WORK/$t/src/$d/$(basename "$d").pro" "${extra[@]}" "QMAKE_CC=$cc" "QMAKE_CXX=$cxx" \
-      "QMAKE_CXXFLAGS+=-I$qt_headers -include QtCore/QTextStream -DQKeyboardMap=QEvdevKeyboardMap")
+    qmake_make "$b/$d" "$E2E_WORK/$t/src/$d/$(basename "$d").pro" "$logs/build-$t-${d//\//_}.log" "${extra[@]}"
   done
   # The QPA plugin where Qt looks for platforms/ (QT_PLUGIN_PATH).
   mkdir -p "$E2E_WORK/$t/plugins/platforms"

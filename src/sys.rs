@@ -106,11 +106,11 @@ extern "C" {
 /// glibc's `send` and `recv` are cancellation points: in a process with more than one
 /// thread (every Qt program, blight) each call switches the thread's cancellation type to
 /// asynchronous and back, two atomic read-modify-writes on the thread's descriptor that
-/// cost about 25 ns per call on this machine (a tenth of a 12-byte send + recv pair:
+/// cost about 25 ns per call on this machine (7-8 % of a 12-byte send + recv pair:
 /// docs/BENCHMARKS.md, "The cancellation wrapper"). A call that cannot block needs no such
 /// window, so this one adds `MSG_DONTWAIT` and enters the kernel directly; anything that
 /// may wait goes through the C library (`send`, `recv`, `poll`, `ppoll`) on the slow path,
-/// where a thread is cancelled as before. `pthread_testcancel()` first (a plain load) acts
+/// where a thread is cancelled as before. `pthread_testcancel()` first acts
 /// on a cancellation already pending, as the cancellation point it replaces would.
 pub fn send_nowait(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: pthread_testcancel takes no arguments; the pointer and length describe `buf`,

@@ -6,7 +6,7 @@
 //! peer's `recv`, once the queue has drained to a quarter (AF_UNIX's `unix_writable`). On a
 //! receiver that only just keeps up (oxide's small messages) the receiver is the side that
 //! sets the message rate, and it pays for every wake-up of the sender. Measured here with
-//! raw send loops and no library at all, a sender that polls at once moves 2-3 % fewer
+//! raw send loops and no library at all, a sender that polls at once moves 1-2.6 % fewer
 //! 12 + 64-byte messages per second than one that naps like upstream's `short_pause()`
 //! (docs/BENCHMARKS.md, "The wait for room"). But a nap is wrong for a queue that drains
 //! sooner than the nap lasts (larger writes, a fast receiver): the receiver runs dry, and
